@@ -1,0 +1,135 @@
+"""The ``ntkdyn`` command line: list, run, all, bench, derive.
+
+Errors in the user's input print one line (no traceback) and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+def _parse_overrides(pairs) -> dict:
+    overrides = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        overrides[key.strip()] = value
+    return overrides
+
+
+def _progress(items, desc, quiet):
+    from tqdm.auto import tqdm
+    return tqdm(items, desc=desc, disable=quiet or not sys.stderr.isatty(), unit="exp")
+
+
+def cmd_list(args) -> int:
+    from .registry import experiments
+    for name, module in experiments().items():
+        print(f"{name:<28s} {module.DESCRIPTION}" if args.long else name)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .runner import run_experiment
+    run_experiment(args.name, paper=args.paper, out=args.out,
+                   overrides=_parse_overrides(args.set), use_cache=not args.no_cache,
+                   verbose=not args.quiet)
+    return 0
+
+
+def cmd_all(args) -> int:
+    from .registry import experiments
+    from .runner import run_experiment
+    failed = []
+    for name in _progress(list(experiments()), "experiments", args.quiet):
+        record = run_experiment(name, paper=args.paper, out=args.out,
+                                use_cache=not args.no_cache, verbose=not args.quiet)
+        failed += [f"{name}.{k}" for k, ok in record["holds"].items() if not ok]
+    if failed:
+        print(f"ntkdyn: {len(failed)} agreement target(s) not met: {', '.join(failed)}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    root = Path(__file__).resolve().parent.parent / "benchmarks"
+    if not root.is_dir():
+        raise ValueError(f"benchmarks/ not found beside the installed package ({root}); "
+                         "install from a source checkout with `pip install -e .`")
+    scripts = sorted(root.glob("bench_*.py"))
+    if args.only:
+        scripts = [s for s in scripts if args.only in s.stem]
+        if not scripts:
+            raise ValueError(f"no benchmark matches --only {args.only!r}")
+    for script in scripts:
+        print(f"== {script.stem}")
+        sys.argv = [str(script)] + (["--quick"] if args.quick else [])
+        runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def cmd_derive(args) -> int:
+    from theory import symbolic
+    print(symbolic.derivations(fmt="latex" if args.latex else "pretty"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ntkdyn", description="Theory beside simulation for neural-tangent-kernel dynamics.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="experiment names, one per line")
+    p.add_argument("--long", action="store_true", help="add one-line descriptions")
+    p.set_defaults(func=cmd_list)
+
+    for name, func, help_ in (("run", cmd_run, "run one experiment"),
+                              ("all", cmd_all, "run every experiment")):
+        p = sub.add_parser(name, help=help_)
+        if name == "run":
+            p.add_argument("name", help="experiment name (see `ntkdyn list`)")
+            p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                           help="override one configuration value (JSON value)")
+        p.add_argument("--paper", action="store_true", help="paper-scale configuration")
+        p.add_argument("--out", default="out", help="output folder (default: ./out)")
+        p.add_argument("--no-cache", action="store_true", help="recompute cached results")
+        p.add_argument("--quiet", action="store_true", help="no progress or agreement output")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("bench", help="performance benchmarks (ratios measured in one run)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes")
+    p.add_argument("--only", help="run only benchmarks whose name contains this")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("derive", help="print the sympy derivations")
+    p.add_argument("--latex", action="store_true", help="LaTeX instead of pretty text")
+    p.set_defaults(func=cmd_derive)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"ntkdyn: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuntimeError as exc:  # DivergenceError, ExperimentError: the run failed, not the input
+        print(f"ntkdyn: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ntkdyn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

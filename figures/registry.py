@@ -1,0 +1,59 @@
+"""The registry of experiments and the protocol every experiment module follows.
+
+An experiment is a module in ``figures/`` that defines
+
+``NAME``         the CLI name (``ntkdyn run NAME``), lower-case with dashes;
+``DESCRIPTION``  one line for ``ntkdyn list --long``;
+``QUICK``        a dict: the quick configuration (``ntkdyn all`` runs it; seconds to tens of seconds);
+``PAPER``        a dict: the paper-scale configuration (``--paper``); same keys as ``QUICK``;
+``TARGETS``      ``{agreement name: (low, high)}``, the interval each agreement number is held to;
+``compute(config) -> dict[str, np.ndarray]``
+                 theory and simulation; returns plain arrays (cached as ``.npz``), seeded by
+                 ``config["seed"]`` so the same config gives the same arrays;
+``agreement(result) -> dict[str, float]``
+                 named numbers saying how well theory and simulation agree;
+``plot(result) -> matplotlib.figure.Figure``
+                 theory beside simulation.
+
+Register a module by adding its import path to ``EXPERIMENT_MODULES`` (one line each).
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+EXPERIMENT_MODULES = [
+    "figures.ntk_width",
+]
+
+_REQUIRED = ("NAME", "DESCRIPTION", "QUICK", "PAPER", "TARGETS", "compute", "agreement", "plot")
+
+
+def _load(path: str) -> ModuleType:
+    module = importlib.import_module(path)
+    missing = [attr for attr in _REQUIRED if not hasattr(module, attr)]
+    if missing:
+        raise TypeError(f"experiment module {path} lacks {missing}")
+    if set(module.QUICK) != set(module.PAPER):
+        raise TypeError(f"experiment module {path}: QUICK and PAPER must have the same keys")
+    return module
+
+
+def experiments() -> dict[str, ModuleType]:
+    """All registered experiments, by name, in registration order."""
+    out = {}
+    for path in EXPERIMENT_MODULES:
+        module = _load(path)
+        if module.NAME in out:
+            raise TypeError(f"experiment name {module.NAME!r} registered twice")
+        out[module.NAME] = module
+    return out
+
+
+def get_experiment(name: str) -> ModuleType:
+    """The experiment module registered as ``name``."""
+    registry = experiments()
+    if name not in registry:
+        raise ValueError(f"unknown experiment {name!r}; expected one of {sorted(registry)} "
+                         "(see `ntkdyn list`)")
+    return registry[name]

@@ -1,0 +1,19 @@
+"""Exceptions raised by the numerics layer."""
+from __future__ import annotations
+
+
+class DivergenceError(RuntimeError):
+    """Gradient descent produced a non-finite or exploding loss.
+
+    Attributes
+    ----------
+    step : int
+        The step at which the divergence was detected (0 is the initial point).
+    loss : float
+        The offending loss value (may be ``inf`` or ``nan``).
+    """
+
+    def __init__(self, step: int, loss: float, reason: str = "loss diverged"):
+        self.step = int(step)
+        self.loss = float(loss)
+        super().__init__(f"{reason} at step {self.step}: loss = {self.loss!r}")

@@ -1,0 +1,253 @@
+"""Empirical neural tangent kernels and kernel-target metrics.
+
+The NTK of an MLP factorises over layers (DESIGN.md):
+
+    Theta_ij(x, x') = sum_l c_l^2 [b_l^(i)(x) . b_l^(j)(x')] [a_{l-1}(x) . a_{l-1}(x')],
+
+with ``b_l^(i) = d f_i / d h_l`` the back-propagated signal of head ``i`` and ``a_{l-1}``
+the layer input, so every term is an elementwise product of two Gram matrices computed
+with BLAS products. No per-example Jacobian is ever formed. For two-layer networks the
+sum over hidden units is accumulated in blocks, so memory does not grow with width.
+
+Metrics follow Shan & Bordelon (2021), section 2 of our note: the (centred) kernel-target
+alignment of Cristianini et al. (2002) / Cortes et al. (2012), the specialization matrix
+``S_ij = A(K_ii, y_j)`` and the cumulative target power in the kernel's eigenbasis.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from theory.validation import as_array, one_of, positive_int
+
+from .networks import MLP
+
+HEADS = ("sum", "each", "full")
+
+# Bytes of one (n, block) slab of hidden-unit activations in the blocked two-layer kernel.
+_BLOCK_BYTES = 32 * 2**20
+
+
+def empirical_ntk(net: MLP, params, X, X2=None, heads: str = "sum", block_size: int | None = None):
+    """Empirical NTK Gram matrix of ``net`` at ``params`` on ``X`` (and ``X2``).
+
+    Parameters
+    ----------
+    heads : {"sum", "each", "full"}
+        ``"sum"``: ``sum_i Theta_ii``, shape ``(n, n2)``; ``"each"``: per-head kernels
+        ``Theta_ii``, shape ``(k, n, n2)``; ``"full"``: ``Theta_ij``, shape ``(k, k, n, n2)``.
+    block_size : int, optional
+        Hidden units per block for two-layer networks (default: about 32 MiB per slab).
+    """
+    one_of(heads, "heads", HEADS)
+    params = net.check_params(params)
+    X = net.check_inputs(X)
+    symmetric = X2 is None
+    X2 = X if symmetric else net.check_inputs(X2, "X2")
+    if block_size is not None:
+        block_size = positive_int(block_size, "block_size")
+    if net.depth == 2 and heads != "full":
+        return _two_layer_ntk(net, params, X, X2, symmetric, heads, block_size)
+    return _layerwise_ntk(net, params, X, X2, symmetric, heads)
+
+
+def _gram(A, B, symmetric):
+    """``A @ B.T``; for ``A is B`` NumPy calls the symmetric rank-k update (syrk)."""
+    return A @ A.T if symmetric else A @ B.T
+
+
+def _two_layer_ntk(net, params, X, X2, symmetric, heads, block_size):
+    """Two-layer NTK, accumulated over blocks of hidden units.
+
+    ``Theta_ii = c_2^2 [psi'_i psi'_i^T] * ( Phi Phi'^T + c_1^2 (X X'^T) * (D_i D_i'^T) )``,
+    ``Phi = phi(H)``, ``D_i = phi'(H) diag(W_2[i])``, ``H = c_1 X W_1^T``.
+    With a linear output the head sum needs one product: ``sum_i D_i D_i'^T = D diag(||W_2[:, j]||^2) D'^T``.
+    """
+    W1, W2 = params
+    c1, c2 = net.multipliers
+    k, m = W2.shape
+    n, n2 = X.shape[0], X2.shape[0]
+    phi, dphi = net.activation.phi, net.activation.dphi
+    per_head = heads == "each" or net.output_activation is not None
+    dtype = np.result_type(X, W1, W2)
+    if block_size is None:
+        block_size = max(1, _BLOCK_BYTES // (8 * max(n, n2)))
+    feature = np.zeros((n, n2), dtype=dtype)
+    gated = np.zeros((k, n, n2) if per_head else (n, n2), dtype=dtype)
+    for start in range(0, m, block_size):
+        sl = slice(start, min(start + block_size, m))
+        H = X @ W1[sl].T
+        H *= c1
+        H2 = H if symmetric else c1 * (X2 @ W1[sl].T)
+        feature += _gram(phi(H), phi(H2) if not symmetric else None, symmetric)
+        D, D2 = dphi(H), (None if symmetric else dphi(H2))
+        if per_head:
+            for i in range(k):
+                w = W2[i, sl]
+                gated[i] += _gram(D * w, None if symmetric else D2 * w, symmetric)
+        else:
+            w = np.sqrt(np.einsum("ij,ij->j", W2[:, sl], W2[:, sl]))
+            gated += _gram(D * w, None if symmetric else D2 * w, symmetric)
+    input_gram = c1 * c1 * _gram(X, X2, symmetric)
+    c2sq = c2 * c2
+    if not per_head:
+        return c2sq * (k * feature + input_gram * gated)
+    K = c2sq * (feature[None] + input_gram[None] * gated)
+    if net.output_activation is not None:
+        s, s2 = _output_slopes(net, params, X, X2, symmetric)
+        K *= s.T[:, :, None] * s2.T[:, None, :]
+    return K if heads == "each" else K.sum(axis=0)
+
+
+def _output_slopes(net, params, X, X2, symmetric):
+    """``psi'(h_L)`` on both data sets, shape ``(n, k)``."""
+    s = net.output_activation.dphi(net.forward(params, X).preactivations[-1])
+    s2 = s if symmetric else net.output_activation.dphi(net.forward(params, X2).preactivations[-1])
+    return s, s2
+
+
+def backprop_signals(net: MLP, params, forward) -> list[np.ndarray]:
+    """Signals ``b_l^(i) = d f_i / d h_l`` for every layer, each of shape ``(k, n, n_l)``.
+
+    ``b_L^(i) = psi'(h_L,i) e_i`` and ``b_{l-1} = c_l (b_l W_l) * phi'(h_{l-1})``.
+    """
+    L, k = net.depth, net.output_dim
+    h_out = forward.preactivations[-1]
+    slope = np.ones_like(h_out) if net.output_activation is None else net.output_activation.dphi(h_out)
+    b = np.zeros((k,) + h_out.shape, dtype=h_out.dtype)
+    idx = np.arange(k)
+    b[idx, :, idx] = slope.T
+    signals = [None] * L
+    signals[L - 1] = b
+    for l in range(L - 1, 0, -1):
+        b = (net.multipliers[l] * (b @ params[l])) * net.activation.dphi(forward.preactivations[l - 1])
+        signals[l - 1] = b
+    return signals
+
+
+def _layerwise_ntk(net, params, X, X2, symmetric, heads):
+    """Any depth: ``sum_l c_l^2 Gram(b_l) * Gram(a_{l-1})`` with BLAS products."""
+    fwd = net.forward(params, X)
+    fwd2 = fwd if symmetric else net.forward(params, X2)
+    sig = backprop_signals(net, params, fwd)
+    sig2 = sig if symmetric else backprop_signals(net, params, fwd2)
+    k, n, n2 = net.output_dim, X.shape[0], X2.shape[0]
+    last = net.depth - 1
+    shape = {"sum": (n, n2), "each": (k, n, n2), "full": (k, k, n, n2)}[heads]
+    K = np.zeros(shape, dtype=fwd.output.dtype)
+    for l in range(net.depth):
+        a_gram = net.multipliers[l] ** 2 * _gram(fwd.activations[l], fwd2.activations[l], symmetric)
+        b, b2 = sig[l], sig2[l]
+        if l == last:
+            # b_L^(i) = psi'_i e_i: the signal Gram is diagonal in the heads.
+            s, s2 = b[np.arange(k), :, np.arange(k)], b2[np.arange(k), :, np.arange(k)]
+            diag = s[:, :, None] * s2[:, None, :] * a_gram
+            if heads == "sum":
+                K += diag.sum(axis=0)
+            elif heads == "each":
+                K += diag
+            else:
+                K[np.arange(k), np.arange(k)] += diag
+        elif heads == "sum":
+            flat = b.transpose(1, 0, 2).reshape(n, -1)
+            flat2 = flat if symmetric else b2.transpose(1, 0, 2).reshape(n2, -1)
+            K += _gram(flat, flat2, symmetric) * a_gram
+        elif heads == "each":
+            for i in range(k):
+                K[i] += _gram(b[i], b2[i], symmetric) * a_gram
+        else:
+            K += np.einsum("ina,jma->ijnm", b, b2, optimize=True) * a_gram
+    return K
+
+
+# ---------------------------------------------------------------------------- metrics
+def _center(K):
+    """``H K H`` with ``H = I - 1 1^T / n``, over the last two axes."""
+    K = K - K.mean(axis=-1, keepdims=True)
+    return K - K.mean(axis=-2, keepdims=True)
+
+
+def _targets(Y, n, name="Y"):
+    Y = as_array(Y, name, ndim=(1, 2))
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.shape[0] != n:
+        raise ValueError(f"{name} must have {n} rows to match the kernel, got shape {Y.shape}")
+    return Y
+
+
+def _square_kernel(K, name="K", ndim=2):
+    K = as_array(K, name, ndim=ndim)
+    if K.shape[-1] != K.shape[-2]:
+        raise ValueError(f"{name} must be square in its last two axes, got shape {K.shape}")
+    return K
+
+
+def alignment(K, Y, centered: bool = False) -> float:
+    """Kernel-target alignment ``A = <K, Y Y^T>_F / (||K||_F ||Y Y^T||_F)``.
+
+    Cristianini et al. (2002); with ``centered=True`` both ``K`` and ``Y`` are centred
+    over the data set first (``H K H``, ``H Y``), as in Cortes et al. (2012).
+    ``Y`` is ``(n,)`` or ``(n, k)``.
+    """
+    K = _square_kernel(K)
+    Y = _targets(Y, K.shape[0])
+    if centered:
+        K = _center(K)
+        Y = Y - Y.mean(axis=0)
+    kn = np.linalg.norm(K)
+    # ||Y Y^T||_F = ||Y^T Y||_F, computed in the k x k space.
+    yn = np.linalg.norm(Y.T @ Y)
+    if kn == 0 or yn == 0:
+        raise ValueError("alignment is undefined for a zero kernel or zero (centred) targets")
+    return float(np.einsum("ia,ij,ja->", Y, K, Y) / (kn * yn))
+
+
+def specialization(K_heads, Y, centered: bool = True) -> np.ndarray:
+    """Specialization matrix ``S_ij = A(K_ii, y_j)`` for per-head kernels ``(k, n, n)``."""
+    K_heads = _square_kernel(K_heads, "K_heads", ndim=3)
+    Y = _targets(Y, K_heads.shape[1])
+    if Y.shape[1] != K_heads.shape[0]:
+        raise ValueError(f"Y must have one column per head ({K_heads.shape[0]}), got {Y.shape[1]}")
+    k = K_heads.shape[0]
+    return np.array([[alignment(K_heads[i], Y[:, j], centered) for j in range(k)]
+                     for i in range(k)])
+
+
+def specialization_index(S) -> float:
+    """``xi = mean_i S_ii - mean_{i != j} S_ij``; positive when each head aligns to its own target."""
+    S = _square_kernel(S, "S")
+    k = S.shape[0]
+    if k < 2:
+        raise ValueError("S must be at least 2 x 2")
+    diag = np.trace(S) / k
+    return float(diag - (S.sum() - np.trace(S)) / (k * (k - 1)))
+
+
+def relative_change(K_t, K_0) -> float:
+    """Relative kernel change ``||K_t - K_0||_F / ||K_0||_F``."""
+    K_t = as_array(K_t, "K_t")
+    K_0 = as_array(K_0, "K_0")
+    if K_t.shape != K_0.shape:
+        raise ValueError(f"K_t and K_0 must have the same shape, got {K_t.shape} and {K_0.shape}")
+    return float(np.linalg.norm(K_t - K_0) / np.linalg.norm(K_0))
+
+
+def eigenvector_target_overlap(K, Y, centered: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending) and cumulative target power ``C(k) = sum_{k'<=k} ||phi_k'^T Y||^2 / ||Y||^2``.
+
+    ``C`` rises to 1; the faster it does, the more the kernel's top eigenvectors carry the target.
+    ``C[0]`` is the top eigenvector's alignment ``(phi_1 . y)^2 / ||y||^2``.
+    """
+    K = _square_kernel(K)
+    Y = _targets(Y, K.shape[0])
+    if centered:
+        K = _center(K)
+        Y = Y - Y.mean(axis=0)
+    evals, evecs = np.linalg.eigh(0.5 * (K + K.T))
+    order = np.argsort(evals)[::-1]
+    evals, evecs = evals[order], evecs[:, order]
+    power = np.sum((evecs.T @ Y) ** 2, axis=1)
+    total = np.sum(Y * Y)
+    if total == 0:
+        raise ValueError("Y must not be zero")
+    return evals, np.cumsum(power) / total
