@@ -63,9 +63,16 @@ def one_of(value, name: str, choices) -> str:
 
 
 def as_generator(seed, name: str = "seed") -> np.random.Generator:
-    """A ``numpy.random.Generator`` from an int seed or an existing generator."""
+    """A ``numpy.random.Generator`` from an int seed, a sequence of ints (e.g.
+    ``[base_seed, width, replicate]``, mixed by ``SeedSequence``) or an existing generator."""
     if isinstance(seed, np.random.Generator):
         return seed
+    if isinstance(seed, (list, tuple)) and seed and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in seed):
+        return np.random.default_rng([int(s) for s in seed])
     if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.random.SeedSequence)):
-        raise TypeError(f"{name} must be an int or a numpy.random.Generator, got {seed!r}")
+        raise TypeError(f"{name} must be an int, a list of non-negative ints or a "
+                        f"numpy.random.Generator, got {seed!r}")
+    if isinstance(seed, numbers.Integral) and seed < 0:
+        raise ValueError(f"{name} must be non-negative, got {seed}")
     return np.random.default_rng(seed)
