@@ -72,7 +72,7 @@ class MLP:
         self.parameterization = one_of(parameterization, "parameterization", PARAMETERIZATIONS)
         fan_ins = self.widths[:-1]
         self.multipliers = tuple(
-            1.0 / np.sqrt(n) if parameterization == "ntk" else 1.0 for n in fan_ins)
+            float(1.0 / np.sqrt(n)) if parameterization == "ntk" else 1.0 for n in fan_ins)
 
     # ------------------------------------------------------------------ shapes
     @property

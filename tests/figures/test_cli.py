@@ -1,0 +1,78 @@
+"""The ntkdyn command line: list, run, errors with exit status 2, and the JSON record."""
+import json
+
+import numpy as np
+import pytest
+
+from figures import cli
+from figures.registry import EXPERIMENT_MODULES, experiments, get_experiment
+from figures.runner import resolve_config, run_experiment
+
+SMALL = ["--set", "log2_widths=[5, 6, 7]", "--set", "seeds=2", "--set", "n=8", "--set", "d=4"]
+
+
+def test_every_registered_module_follows_the_protocol():
+    registry = experiments()
+    assert len(registry) == len(EXPERIMENT_MODULES)
+    for name, module in registry.items():
+        assert set(module.QUICK) == set(module.PAPER)
+        assert "seed" in module.QUICK, f"{name} must be seeded by config['seed']"
+        assert all(len(t) == 2 and t[0] <= t[1] for t in module.TARGETS.values())
+
+
+def test_list_prints_names_one_per_line(capsys):
+    assert cli.main(["list"]) == 0
+    assert capsys.readouterr().out.split() == list(experiments())
+    assert cli.main(["list", "--long"]) == 0
+    assert "width^(-1/2)" in capsys.readouterr().out
+
+
+def test_run_writes_png_and_json(tmp_path, capsys):
+    assert cli.main(["run", "ntk-width", "--out", str(tmp_path), *SMALL]) == 0
+    record = json.loads((tmp_path / "ntk-width.json").read_text())
+    assert {"experiment", "config", "agreement", "targets"} <= set(record)
+    assert record["experiment"] == "ntk-width"
+    assert record["config"]["log2_widths"] == [5, 6, 7]
+    assert np.isfinite(record["agreement"]["slope_fit"])
+    assert record["targets"]["slope_fit"] == [-0.6, -0.4]
+    assert (tmp_path / "ntk-width.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "slope_fit" in capsys.readouterr().out
+    # the second run is served from the cache and gives the same numbers
+    again = run_experiment("ntk-width", out=tmp_path, overrides=record["config"], verbose=False)
+    assert again["cached"] and again["agreement"] == record["agreement"]
+
+
+def test_corrupt_cache_is_recomputed(tmp_path, capsys):
+    overrides = {"log2_widths": [5, 6], "seeds": 1, "n": 6, "d": 3}
+    first = run_experiment("ntk-width", out=tmp_path, overrides=overrides, verbose=False)
+    (cache,) = (tmp_path / ".cache").glob("ntk-width-*.npz")
+    cache.write_bytes(cache.read_bytes()[:40])
+    second = run_experiment("ntk-width", out=tmp_path, overrides=overrides, verbose=False)
+    assert not second["cached"] and second["agreement"] == first["agreement"]
+    assert "corrupt cache" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "no-such-experiment"], "unknown experiment 'no-such-experiment'"),
+    (["run", "ntk-width", "--set", "widths=3"], "unknown configuration key 'widths'"),
+    (["run", "ntk-width", "--set", "seeds=lots"], "configuration key 'seeds'"),
+    (["run", "ntk-width", "--set", "seeds"], "--set expects KEY=VALUE"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(argv, message, capsys, tmp_path):
+    assert cli.main(argv + ["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_unknown_command_exits_2():
+    with pytest.raises(SystemExit) as info:
+        cli.main(["frobnicate"])
+    assert info.value.code == 2
+
+
+def test_resolve_config_rejects_wrong_types():
+    module = get_experiment("ntk-width")
+    assert resolve_config(module, overrides={"seeds": 4})["seeds"] == 4
+    with pytest.raises(ValueError, match="expects a value like"):
+        resolve_config(module, overrides={"depths": 3})
