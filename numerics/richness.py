@@ -1,0 +1,234 @@
+"""The lazy-to-rich family of centred, rescaled networks and per-head kernel recording.
+
+Shan & Bordelon (2021), note section 5 and experiments 6-8 of section 6. For a network
+``f(x; theta)`` with initial parameters ``theta_0`` and richness ``gamma > 0`` the model is
+
+    f_gamma(x; theta) = (f(x; theta) - f(x; theta_0)) / gamma,
+
+trained on ``L = 1/(2n) sum_mu ||f_gamma(x_mu) - y_mu||^2`` with the **parameter** learning
+rate ``lr * gamma^2``. Under gradient flow (``t = lr * steps``)
+
+    d theta / dt = -gamma^2 grad_theta L = -(gamma / n) J^T r,     r = f_gamma - y,
+    d f_gamma / dt = (1 / gamma) J d theta / dt = -(1 / n) K r,    K = J J^T,
+
+where ``J = d f / d theta`` and ``K`` is the empirical NTK of the *raw* network ``f``. The
+function-space speed is therefore the same for every ``gamma``; ``f_gamma`` starts at zero;
+the parameters move at speed ``O(gamma)``, so the relative kernel change is ``O(gamma / sqrt(m))``
+at width ``m``: ``gamma -> 0`` is the frozen-kernel (lazy) limit and large ``gamma`` is rich.
+(The uncentred ``f / gamma`` is not lazy at small ``gamma``: its initial output grows like
+``1 / gamma``.)
+
+The factor ``gamma^2`` is applied explicitly by :meth:`CenteredModel.update`, which is passed
+to :func:`numerics.training.gradient_descent` as its ``update`` rule; the gradients returned by
+:meth:`CenteredModel.loss_and_gradients` are the true gradients of ``L`` with respect to
+``theta``, and the recorded times ``lr * steps`` are function-space times.
+
+Kernels are recorded through the layer-wise factorisation
+(:func:`numerics.kernels.empirical_ntk` with ``heads="each"``); the kernel recorded is the
+function-space kernel ``K`` of the raw network, i.e. ``gamma^2`` times the NTK of
+``f_gamma``. Every metric recorded (alignment, specialization) is scale invariant.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from theory.validation import as_array, positive_float, positive_int
+
+from .kernels import (alignment, eigenvector_target_overlap, empirical_ntk, specialization,
+                      specialization_index)
+from .networks import MLP
+from .training import gradient_descent, record_schedule
+
+
+class CenteredModel:
+    """``f_gamma(x; theta) = (f(x; theta) - f(x; theta_0)) / gamma`` around ``params0``.
+
+    Exposes ``loss_and_gradients(params, X, Y)`` (the true gradient of the MSE loss of
+    ``f_gamma``) and ``update(params, grads, lr)`` (the step ``theta <- theta - lr gamma^2 grad``),
+    so ``gradient_descent(model, params0, X, Y, lr, steps, update=model.update)`` trains it
+    with the function-space learning rate ``lr``.
+
+    The initial outputs ``f(X; theta_0)`` are cached for the last input array seen
+    (identified by object identity), so training costs one forward and one backward pass
+    per step.
+    """
+
+    def __init__(self, net: MLP, params0, gamma: float):
+        if not isinstance(net, MLP):
+            raise TypeError(f"net must be a numerics.networks.MLP, got {type(net).__name__}")
+        self.net = net
+        self.params0 = [np.array(W, dtype=np.float64, copy=True)
+                        for W in net.check_params(params0, "params0")]
+        self.gamma = positive_float(gamma, "gamma")
+        self._cache_X = None
+        self._cache_f0 = None
+
+    def __repr__(self) -> str:
+        return f"CenteredModel({self.net!r}, gamma={self.gamma})"
+
+    @property
+    def output_dim(self) -> int:
+        return self.net.output_dim
+
+    def check_params(self, params, name: str = "params"):
+        return self.net.check_params(params, name)
+
+    def initial_output(self, X) -> np.ndarray:
+        """``f(X; theta_0)``, cached for the last array ``X`` passed."""
+        if X is not self._cache_X:
+            self._cache_f0 = self.net.apply(self.params0, X)
+            self._cache_X = X
+        return self._cache_f0
+
+    def apply(self, params, X) -> np.ndarray:
+        """``f_gamma(X; theta)``, shape ``(n, k)``; zero at ``theta = theta_0``."""
+        X = self.net.check_inputs(X)
+        return (self.net.apply(params, X) - self.initial_output(X)) / self.gamma
+
+    def loss(self, params, X, Y) -> float:
+        """``1/(2n) sum ||f_gamma(x) - y||^2``."""
+        X = self.net.check_inputs(X)
+        Y = self.net.check_targets(Y, X.shape[0])
+        r = self.apply(params, X) - Y
+        return 0.5 * float(np.vdot(r, r)) / X.shape[0]
+
+    def loss_and_gradients(self, params, X, Y):
+        """Loss and ``grad_theta L = J^T r / (n gamma)`` (one forward, one backward pass)."""
+        X = self.net.check_inputs(X)
+        Y = self.net.check_targets(Y, X.shape[0])
+        fwd = self.net.forward(params, X)
+        r = (fwd.output - self.initial_output(X)) / self.gamma - Y
+        n = X.shape[0]
+        loss = 0.5 * float(np.vdot(r, r)) / n
+        return loss, self.net.backward(params, fwd, r / (n * self.gamma))
+
+    def update(self, params, grads, lr):
+        """Gradient step with the parameter learning rate ``lr * gamma^2``."""
+        step = lr * self.gamma ** 2
+        return [W - step * g for W, g in zip(params, grads)]
+
+    def kernel(self, params, X, heads: str = "each") -> np.ndarray:
+        """Function-space kernel ``K = J J^T`` of the raw network (``gamma^2`` x NTK of ``f_gamma``)."""
+        return empirical_ntk(self.net, params, X, heads=heads)
+
+
+def kernel_metrics(K_heads, Y) -> dict:
+    """Alignment metrics of per-head kernels ``K_heads (k, n, n)`` against targets ``Y (n, k)``.
+
+    Returns ``alignment_centered`` ``A_c(sum_i K_ii, Y)``, ``alignment_uncentered``
+    ``A(sum_i K_ii, Y)``, ``specialization`` ``S_ij = A_c(K_ii, y_j)``, ``xi`` (mean diagonal
+    minus mean off-diagonal of ``S``) and ``top_overlap``, the fraction of the centred
+    target power carried by the top ``k`` eigenvectors of the centred summed kernel.
+    """
+    K_heads = as_array(K_heads, "K_heads", ndim=3)
+    Y = as_array(Y, "Y", ndim=2)
+    K = K_heads.sum(axis=0)
+    k = Y.shape[1]
+    _, cum = eigenvector_target_overlap(K, Y, centered=True)
+    out = {
+        "alignment_centered": alignment(K, Y, centered=True),
+        "alignment_uncentered": alignment(K, Y, centered=False),
+        "top_overlap": float(cum[min(k, len(cum)) - 1]),
+    }
+    if K_heads.shape[0] == k and k >= 2:
+        S = specialization(K_heads, Y, centered=True)
+        out["specialization"] = S
+        out["xi"] = specialization_index(S)
+    return out
+
+
+class KernelRecorder:
+    """Observable for :func:`gradient_descent`: per-head kernel metrics at the recorded steps.
+
+    Called as ``recorder(model, params, X, Y)``; computes ``K_ii`` on ``X`` (or on a fixed
+    ``probe`` set with targets ``probe_Y``) through the layer-wise factorisation and appends
+    :func:`kernel_metrics` to its lists. Returns the centred alignment (so the trajectory's
+    observable is that number); :meth:`results` stacks everything recorded.
+    """
+
+    def __init__(self, probe=None, probe_Y=None, keep_kernels: bool = False):
+        if (probe is None) != (probe_Y is None):
+            raise ValueError("probe and probe_Y must be given together")
+        self.probe = None if probe is None else as_array(probe, "probe", ndim=2)
+        self.probe_Y = None if probe_Y is None else as_array(probe_Y, "probe_Y", ndim=2)
+        self.keep_kernels = bool(keep_kernels)
+        self.records: list[dict] = []
+        self.kernels: list[np.ndarray] = []
+
+    def __call__(self, model, params, X, Y):
+        net = model.net if isinstance(model, CenteredModel) else model
+        Xp, Yp = (X, Y) if self.probe is None else (self.probe, self.probe_Y)
+        K = empirical_ntk(net, params, Xp, heads="each")
+        metrics = kernel_metrics(K, Yp)
+        self.records.append(metrics)
+        if self.keep_kernels:
+            self.kernels.append(K)
+        return metrics["alignment_centered"]
+
+    def results(self) -> dict:
+        """``{metric: stacked array over recorded steps}`` (plus ``kernels`` when kept)."""
+        if not self.records:
+            return {}
+        out = {key: np.array([r[key] for r in self.records]) for key in self.records[0]}
+        if self.keep_kernels:
+            out["kernels"] = np.array(self.kernels)
+        return out
+
+
+@dataclass
+class RichnessRun:
+    """One training run of :func:`train_centered`.
+
+    ``times``/``losses`` at every step; ``record_steps`` (log-spaced) with
+    ``record_times = lr * record_steps``; ``metrics[name]`` one entry per recorded step
+    (see :func:`kernel_metrics`); ``params0`` and ``params`` the initial and final weights.
+    """
+
+    gamma: float
+    lr: float
+    times: np.ndarray
+    losses: np.ndarray
+    record_steps: np.ndarray
+    metrics: dict = field(default_factory=dict)
+    params0: list = field(default_factory=list)
+    params: list = field(default_factory=list)
+
+    @property
+    def record_times(self) -> np.ndarray:
+        return self.lr * self.record_steps
+
+    def gain(self, name: str = "alignment_centered") -> float:
+        """Final minus initial value of a recorded metric."""
+        values = self.metrics[name]
+        return float(values[-1] - values[0])
+
+
+def train_centered(net: MLP, X, Y, gamma, lr, steps, seed=0, params0=None, num_records: int = 20,
+                   record_steps=None, probe=None, probe_Y=None, keep_kernels: bool = False
+                   ) -> RichnessRun:
+    """Train ``f_gamma`` by full-batch GD with parameter learning rate ``lr * gamma^2``.
+
+    Per-head kernels are recorded at ``num_records`` log-spaced steps (always including step
+    0 and the last step), or at the explicit ``record_steps``.
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be a numerics.networks.MLP, got {type(net).__name__}")
+    X = net.check_inputs(X)
+    Y = net.check_targets(Y, X.shape[0])
+    gamma = positive_float(gamma, "gamma")
+    lr = positive_float(lr, "lr")
+    steps = positive_int(steps, "steps", minimum=0)
+    params0 = net.init(seed) if params0 is None else net.check_params(params0, "params0")
+    model = CenteredModel(net, params0, gamma)
+    if record_steps is None:
+        record_steps = record_schedule(steps, num=positive_int(num_records, "num_records", 2),
+                                       log=True)
+    recorder = KernelRecorder(probe, probe_Y, keep_kernels)
+    traj = gradient_descent(model, model.params0, X, Y, lr, steps,
+                            record={"alignment_centered": recorder},
+                            record_steps=record_steps, update=model.update)
+    return RichnessRun(gamma=gamma, lr=lr, times=traj.times, losses=traj.losses,
+                       record_steps=traj.record_steps, metrics=recorder.results(),
+                       params0=model.params0, params=traj.params)
