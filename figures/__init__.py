@@ -1,0 +1,10 @@
+"""Experiments (theory beside simulation, with agreement numbers), the runner and the CLI.
+
+The only layer that imports matplotlib. See ``figures.registry`` for the experiment protocol.
+"""
+__all__ = [
+    "cli",
+    "registry",
+    "runner",
+    "storage",
+]

@@ -1,0 +1,26 @@
+"""Finite networks: models, gradient descent, empirical kernels, Hessians, feature metrics.
+
+The most used names are re-exported here; each lives in the module named beside it.
+"""
+from .activations import ACTIVATIONS, Activation, get_activation
+from .errors import DivergenceError
+from .kernels import (alignment, eigenvector_target_overlap, empirical_ntk, relative_change,
+                      specialization, specialization_index)
+from .networks import MLP
+from .training import Trajectory, gradient_descent
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "DivergenceError",
+    "MLP",
+    "Trajectory",
+    "alignment",
+    "eigenvector_target_overlap",
+    "empirical_ntk",
+    "get_activation",
+    "gradient_descent",
+    "relative_change",
+    "specialization",
+    "specialization_index",
+]

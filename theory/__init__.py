@@ -1,0 +1,9 @@
+"""Closed forms, sympy derivations, ODE systems and infinite-width kernels.
+
+Never trains a network; imports numpy, scipy and sympy only. Submodules are imported on
+use (``from theory import relu_ntk``), so ``import theory`` stays cheap (no sympy).
+"""
+__all__ = [
+    "relu_ntk",
+    "validation",
+]
