@@ -5,5 +5,6 @@ use (``from theory import relu_ntk``), so ``import theory`` stays cheap (no symp
 """
 __all__ = [
     "relu_ntk",
+    "two_layer_alignment",
     "validation",
 ]
