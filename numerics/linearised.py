@@ -1,0 +1,572 @@
+"""Iterative linearised training and its damped Gauss-Newton connection.
+
+Goldwaser & Ge, *Understanding Sparse Feature Updates in Deep Networks using Iterative
+Linearisation*, arXiv:2211.12345 (``shared/papers/iterative_linearisation.md``, sections 2-3).
+
+The network's linearisation around a point ``theta_tilde`` (the "features"),
+
+    f_lin(x; theta | theta_tilde) = f(x; theta_tilde) + J(x; theta_tilde) (theta - theta_tilde),
+
+is trained by gradient descent on its weights ``theta``; every ``K`` steps the linearisation point
+moves to the current weights (a "feature update"). ``K = 1`` is ordinary gradient descent,
+``K = inf`` is training with the frozen empirical NTK (Lee et al. 2019). ``J v`` is a hand-written
+forward-mode pass (:func:`jvp`) and ``J^T g`` is back-propagation (:meth:`MLP.backward`); the
+Jacobian is never materialised.
+
+For the MSE loss and full batches, ``K`` inner steps from ``theta = theta_tilde`` move the weights by
+
+    delta_K = -(1/n) J^T U diag(h_K(mu)) U^T r,   G = J J^T / n = U diag(mu) U^T,  r = f - Y,
+
+with the spectral filter ``h_K(mu) = (1 - (1 - lr mu)^K) / mu`` (note section 3.1); damped
+Gauss-Newton ``delta = -(1/n) J^T (G + lambda I)^{-1} r`` applies ``1 / (mu + lambda)``, and the two
+agree at the matched damping ``lambda = 1 / (lr K)`` (note section 3.3).
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from theory.kernel_regime import spectral_filter
+from theory.validation import as_array, as_generator, positive_float, positive_int
+
+from .errors import DivergenceError
+from .kernels import empirical_ntk
+from .networks import MLP
+from .training import Trajectory, gradient_descent, record_schedule, sgd_update
+
+__all__ = [
+    "LOSSES",
+    "GaussNewtonDirection",
+    "LinearisedMLP",
+    "LinearisedTrajectory",
+    "Loss",
+    "accuracy",
+    "damped_gauss_newton",
+    "damped_gauss_newton_step",
+    "filtered_step",
+    "gauss_newton_gram",
+    "get_loss",
+    "iterative_linearised_training",
+    "jvp",
+    "matched_damping",
+    "minibatch_indices",
+    "single_index_task",
+    "spectral_filter_step",
+]
+
+
+# ----------------------------------------------------------------------------- losses
+@dataclass(frozen=True)
+class Loss:
+    """A loss averaged over examples: ``value_and_grad(F, Y) -> (L, dL/dF)``, ``F, Y`` of shape ``(n, k)``."""
+
+    name: str
+    value_and_grad: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+    min_outputs: int = 1
+
+
+def _mse(F, Y):
+    """``L = 1/(2n) sum_i ||f_i - y_i||^2``, ``dL/dF = (F - Y) / n``."""
+    R = F - Y
+    n = F.shape[0]
+    return 0.5 * float(np.vdot(R, R)) / n, R / n
+
+
+def _cross_entropy(F, Y):
+    """``L = -1/n sum_i sum_c y_ic log softmax(f_i)_c``, ``dL/dF = (softmax(F) sum_c y_c - Y) / n``."""
+    n = F.shape[0]
+    Z = F - F.max(axis=1, keepdims=True)
+    log_p = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+    loss = -float(np.sum(Y * log_p)) / n
+    return loss, (np.exp(log_p) * Y.sum(axis=1, keepdims=True) - Y) / n
+
+
+LOSSES: dict[str, Loss] = {
+    "mse": Loss("mse", _mse),
+    "cross_entropy": Loss("cross_entropy", _cross_entropy, min_outputs=2),
+}
+
+
+def get_loss(loss: str | Loss) -> Loss:
+    """The :class:`Loss` named ``loss`` (or ``loss`` itself)."""
+    if isinstance(loss, Loss):
+        return loss
+    if not isinstance(loss, str):
+        raise TypeError(f"loss must be a name from {sorted(LOSSES)} or a Loss, "
+                        f"got {type(loss).__name__}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
+    return LOSSES[loss]
+
+
+def accuracy(F, Y) -> float:
+    """Fraction of correct predictions: arg-max agreement for ``k > 1`` outputs, sign agreement for one."""
+    F, Y = np.asarray(F), np.asarray(Y)
+    if F.shape[1] == 1:
+        return float(np.mean(np.sign(F[:, 0]) == np.sign(Y[:, 0])))
+    return float(np.mean(np.argmax(F, axis=1) == np.argmax(Y, axis=1)))
+
+
+# ------------------------------------------------------------------- forward-mode JVP
+@dataclass
+class _Point:
+    """A forward pass at the linearisation point with the derivatives the JVP needs."""
+
+    forward: object
+    slopes: list  # phi'(h_l) for hidden layers; psi'(h_L) (or None) last
+
+
+def _linearisation_point(net: MLP, params, X) -> _Point:
+    fwd = net.forward(params, X)
+    slopes = [net.activation.dphi(h) for h in fwd.preactivations[:-1]]
+    slopes.append(None if net.output_activation is None
+                  else net.output_activation.dphi(fwd.preactivations[-1]))
+    return _Point(fwd, slopes)
+
+
+def _jvp_at(net: MLP, params, point: _Point, tangent) -> np.ndarray:
+    """Forward-mode pass: ``dh_1 = c_1 X V_1^T``,
+    ``dh_l = c_l (phi'(h_{l-1}) dh_{l-1} W_l^T + a_{l-1} V_l^T)``, ``J v = psi'(h_L) dh_L``."""
+    acts = point.forward.activations
+    dh = None
+    for l, (W, V, c) in enumerate(zip(params, tangent, net.multipliers)):
+        step = acts[l] @ V.T
+        if dh is not None:
+            step += (point.slopes[l - 1] * dh) @ W.T
+        dh = step if c == 1.0 else c * step
+    return dh if point.slopes[-1] is None else point.slopes[-1] * dh
+
+
+def jvp(net: MLP, params, X, tangent) -> tuple[np.ndarray, np.ndarray]:
+    """``(f(X; theta), J(X; theta) v)`` by one forward and one forward-mode pass.
+
+    ``tangent`` is a parameter-shaped list ``v = [V_1, ..., V_L]``; the result ``J v`` has shape
+    ``(n, k)``. The Jacobian is never formed.
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an MLP, got {type(net).__name__}")
+    params = net.check_params(params)
+    tangent = net.check_params(tangent, "tangent")
+    point = _linearisation_point(net, params, X)
+    return point.forward.output, _jvp_at(net, params, point, tangent)
+
+
+# ------------------------------------------------------------------- the linear model
+class LinearisedMLP:
+    """The linearisation ``f_lin(x; theta | theta_0) = f(x; theta_0) + J(x; theta_0)(theta - theta_0)``.
+
+    A model object with ``loss_and_gradients(params, X, Y)``, so :func:`numerics.training.gradient_descent`
+    trains it (frozen-kernel training). The forward pass at ``theta_0`` is cached for the last few
+    input arrays (by identity; do not modify an input array in place between calls).
+
+    Parameters
+    ----------
+    net : MLP
+    params0 : list of arrays
+        The linearisation point ``theta_0`` (copied).
+    loss : {"mse", "cross_entropy"} or Loss
+    """
+
+    _CACHE_SIZE = 4
+
+    def __init__(self, net: MLP, params0, loss="mse"):
+        if not isinstance(net, MLP):
+            raise TypeError(f"net must be an MLP, got {type(net).__name__}")
+        self.net = net
+        self.params0 = [np.array(W, dtype=np.float64, copy=True)
+                        for W in net.check_params(params0, "params0")]
+        self.loss = get_loss(loss)
+        if net.output_dim < self.loss.min_outputs:
+            raise ValueError(f"loss {self.loss.name!r} needs at least {self.loss.min_outputs} "
+                             f"outputs, the network has {net.output_dim}")
+        self._cache: dict[int, tuple[np.ndarray, _Point]] = {}
+
+    def __repr__(self) -> str:
+        return f"LinearisedMLP({self.net!r}, loss={self.loss.name!r})"
+
+    # The linear model's parameters have the network's shapes.
+    def check_params(self, params, name: str = "params"):
+        return self.net.check_params(params, name)
+
+    def point(self, X, cache: bool = True) -> _Point:
+        """Forward pass at ``theta_0`` on ``X`` (cached by the identity of ``X``)."""
+        hit = self._cache.get(id(X))
+        if hit is not None and hit[0] is X:
+            return hit[1]
+        point = _linearisation_point(self.net, self.params0, X)
+        if cache:
+            if len(self._cache) >= self._CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[id(X)] = (X, point)
+        return point
+
+    def offset(self, params) -> list[np.ndarray]:
+        """``theta - theta_0``, after checking that ``params`` has the network's structure."""
+        params = self.net.check_params(params)
+        return [W - W0 for W, W0 in zip(params, self.params0)]
+
+    def jvp(self, tangent, X) -> np.ndarray:
+        """``J(X; theta_0) v``, shape ``(n, k)``."""
+        tangent = self.net.check_params(tangent, "tangent")
+        return _jvp_at(self.net, self.params0, self.point(X), tangent)
+
+    def vjp(self, output_grad, X) -> list[np.ndarray]:
+        """``J(X; theta_0)^T g = sum_i g_i . d f(x_i; theta_0) / d theta``, one array per layer."""
+        point = self.point(X)
+        G = as_array(output_grad, "output_grad", ndim=2)
+        if G.shape != point.forward.output.shape:
+            raise ValueError(f"output_grad must have shape {point.forward.output.shape}, got {G.shape}")
+        return self.net.backward(self.params0, point.forward, G)
+
+    def _outputs(self, params, X, point=None, zero_offset=False) -> np.ndarray:
+        point = self.point(X) if point is None else point
+        if zero_offset:
+            return point.forward.output
+        return point.forward.output + _jvp_at(self.net, self.params0, point, self.offset(params))
+
+    def apply(self, params, X) -> np.ndarray:
+        """``f_lin(X; params | theta_0)``, shape ``(n, k)``."""
+        return self._outputs(params, X)
+
+    def loss_and_gradients(self, params, X, Y, cache: bool = True, zero_offset: bool = False):
+        """The linear model's loss and its gradient ``J^T dL/dF`` with respect to every weight matrix.
+
+        ``zero_offset=True`` asserts ``params == theta_0`` and skips the forward-mode pass.
+        """
+        X = self.net.check_inputs(X)
+        point = self.point(X, cache=cache)
+        Y = self.net.check_targets(Y, X.shape[0])
+        F = self._outputs(params, X, point, zero_offset)
+        loss, dF = self.loss.value_and_grad(F, Y)
+        return loss, self.net.backward(self.params0, point.forward, dF)
+
+    def ntk(self, X, X2=None, heads: str = "sum") -> np.ndarray:
+        """The (constant) NTK of the linear model, ``J(X; theta_0) J(X2; theta_0)^T``."""
+        return empirical_ntk(self.net, self.params0, X, X2, heads=heads)
+
+
+# -------------------------------------------------------------- iterative linearisation
+@dataclass
+class LinearisedTrajectory(Trajectory):
+    """A :class:`~numerics.training.Trajectory` of iterative linearised training.
+
+    ``params`` are the final weights ``theta`` of the linear model and ``linearisation_point`` the
+    final ``theta_tilde`` (predict with ``LinearisedMLP(net, linearisation_point).apply(params, X)``).
+    ``observables`` always hold ``loss`` and ``accuracy`` (linear model, full training set),
+    ``network_loss`` (the network itself at ``theta``), ``feature_updates`` (re-linearisations so
+    far), and ``test_loss`` / ``test_accuracy`` when a test set is given.
+    ``relinearisation_steps`` lists step 0 and every feature update; ``kernels`` holds the
+    empirical NTK (heads summed) on ``ntk_inputs`` at each of them, when requested;
+    ``loss_before_update[j]`` / ``loss_after_update[j]`` are the full training loss just before and
+    just after feature update ``j + 1`` (the jump of the loss at a re-linearisation).
+    """
+
+    relinearise_every: float = float("inf")
+    feature_updates: int = 0
+    linearisation_point: list = field(default_factory=list)
+    relinearisation_steps: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=int))
+    kernels: np.ndarray | None = None
+    loss_before_update: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    loss_after_update: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def _period(value) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"relinearise_every must be an integer >= 1 or float('inf'), got {value!r}")
+    if np.isnan(value) or value < 1:
+        raise ValueError(f"relinearise_every must be an integer >= 1 or float('inf'), got {value!r}")
+    if np.isinf(value):
+        return float("inf")
+    if value != int(value):
+        raise ValueError(f"relinearise_every must be a whole number of steps, got {value!r}")
+    return int(value)
+
+
+def minibatch_indices(n: int, batch_size: int | None, steps: int, seed=0):
+    """The example indices used at each step: ``None`` (full batch) or ``batch_size`` indices drawn
+    without replacement, independently at every step, from ``seed``."""
+    n = positive_int(n, "n")
+    steps = positive_int(steps, "steps", minimum=0)
+    if batch_size is None:
+        for _ in range(steps):
+            yield None
+        return
+    batch_size = positive_int(batch_size, "batch_size")
+    if batch_size > n:
+        raise ValueError(f"batch_size must be <= the number of examples {n}, got {batch_size}")
+    rng = as_generator(seed)
+    for _ in range(steps):
+        yield np.sort(rng.choice(n, size=batch_size, replace=False))
+
+
+def _test_set(test, net):
+    if test is None:
+        return None
+    if not isinstance(test, (tuple, list)) or len(test) != 2:
+        raise TypeError("test must be a pair (X_test, Y_test)")
+    X_test = net.check_inputs(test[0], "X_test")
+    return X_test, net.check_targets(test[1], X_test.shape[0], "Y_test")
+
+
+def iterative_linearised_training(net: MLP, params, X, Y, lr, steps, relinearise_every=1, *,
+                                  loss="mse", batch_size: int | None = None, seed=0, test=None,
+                                  record: Mapping[str, Callable] | None = None,
+                                  every: int | None = None, record_steps=None,
+                                  snapshots: bool = False, ntk_inputs=None,
+                                  divergence_factor: float = 1e8) -> LinearisedTrajectory:
+    """Train the network's linearisation, moving the linearisation point every ``K`` steps.
+
+    Algorithm IL(K, lr, T) of the note (section 2.3)::
+
+        theta <- theta_0;  theta_tilde <- theta_0
+        for s = 0 .. T-1:
+            g     <- dL/dF at F = f(B; theta_tilde) + J(B; theta_tilde)(theta - theta_tilde)
+            theta <- theta - lr J(B; theta_tilde)^T g          (g already carries 1/|B|)
+            if (s + 1) mod K == 0:  theta_tilde <- theta      (a feature update)
+
+    Parameters
+    ----------
+    net : MLP
+    params : list of arrays
+        Initial parameters ``theta_0`` (also the first linearisation point).
+    X, Y : arrays ``(n, d)``, ``(n, k)``
+        Training data (one-hot ``Y`` for cross-entropy).
+    lr : float
+        Learning rate; step ``s`` is time ``t = lr * s``.
+    steps : int
+        Number of steps ``T``.
+    relinearise_every : int >= 1 or float("inf")
+        ``K``; ``1`` is plain gradient descent, ``inf`` never moves the features.
+    loss : {"mse", "cross_entropy"} or Loss
+    batch_size : int, optional
+        Minibatch SGD with batches from :func:`minibatch_indices` (``seed``); full batch by default.
+        With minibatches ``losses[s]`` (``s < T``) is the loss of step ``s``'s batch; the full
+        training loss is ``observables["loss"]``.
+    test : pair ``(X_test, Y_test)``, optional
+        Adds ``test_loss`` and ``test_accuracy`` (linear model) to the observables.
+    record : mapping name -> ``fn(model, theta, X, Y)``
+        Extra observables; ``model`` is the :class:`LinearisedMLP` in force at that step.
+    every, record_steps, snapshots, divergence_factor :
+        As in :func:`numerics.training.gradient_descent`.
+    ntk_inputs : None, "train" or array
+        Record the empirical NTK (heads summed) on these inputs at step 0 and every feature update.
+
+    Returns
+    -------
+    LinearisedTrajectory
+
+    Raises
+    ------
+    DivergenceError
+        When a loss is not finite or exceeds ``divergence_factor * (initial loss + 1)``.
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an MLP, got {type(net).__name__}")
+    theta = [np.array(W, dtype=np.float64, copy=True) for W in net.check_params(params)]
+    X = net.check_inputs(X)
+    Y = net.check_targets(Y, X.shape[0])
+    lr = positive_float(lr, "lr")
+    steps = positive_int(steps, "steps", minimum=0)
+    K = _period(relinearise_every)
+    loss_fn = get_loss(loss)
+    positive_float(divergence_factor, "divergence_factor")
+    test = _test_set(test, net)
+    record = dict(record or {})
+    for name, fn in record.items():
+        if not callable(fn):
+            raise TypeError(f"record[{name!r}] must be callable, got {type(fn).__name__}")
+    if record_steps is None:
+        schedule = record_schedule(steps, every=every)
+    else:
+        schedule = np.unique(np.concatenate([np.asarray(record_steps, dtype=int).ravel(), [0, steps]]))
+        if schedule.min() < 0 or schedule.max() > steps:
+            raise ValueError(f"record_steps must lie in [0, {steps}], got {np.asarray(record_steps)}")
+    if isinstance(ntk_inputs, str):
+        if ntk_inputs != "train":
+            raise ValueError(f"ntk_inputs must be None, 'train' or an array, got {ntk_inputs!r}")
+        ntk_inputs = X
+    elif ntk_inputs is not None:
+        ntk_inputs = net.check_inputs(ntk_inputs, "ntk_inputs")
+    batches = minibatch_indices(X.shape[0], batch_size, steps, seed)
+
+    model = LinearisedMLP(net, theta, loss_fn)
+    fresh = True  # theta == theta_tilde: the forward-mode pass contributes exactly zero
+    updates = 0
+    relin_steps, kernels, before, after = [0], [], [], []
+    if ntk_inputs is not None:
+        kernels.append(model.ntk(ntk_inputs))
+    names = ["loss", "accuracy", "network_loss", "feature_updates"]
+    names += ["test_loss", "test_accuracy"] if test is not None else []
+    recorded = {name: [] for name in names + list(record)}
+    saved = [] if snapshots else None
+    to_record = set(schedule.tolist())
+    losses = np.empty(steps + 1)
+    limit = None
+
+    def full_loss(m, zero_offset=False):
+        F = m._outputs(theta, X, zero_offset=zero_offset)
+        return loss_fn.value_and_grad(F, Y)[0], F
+
+    for s in range(steps + 1):
+        if s > 0 and s % K == 0:
+            before.append(full_loss(model)[0])
+            model = LinearisedMLP(net, theta, loss_fn)
+            fresh = True
+            updates += 1
+            relin_steps.append(s)
+            after.append(full_loss(model, zero_offset=True)[0])
+            if ntk_inputs is not None:
+                kernels.append(model.ntk(ntk_inputs))
+        if s < steps:
+            idx = next(batches)
+        if s < steps and idx is not None:
+            loss_s, grads = model.loss_and_gradients(theta, X[idx], Y[idx], cache=False,
+                                                     zero_offset=fresh)
+        else:
+            loss_s, grads = model.loss_and_gradients(theta, X, Y, zero_offset=fresh)
+        if limit is None:
+            limit = divergence_factor * (loss_s + 1.0)
+        if not np.isfinite(loss_s) or loss_s > limit:
+            raise DivergenceError(s, loss_s, f"iterative linearised training diverged "
+                                             f"(lr = {lr}, relinearise_every = {K})")
+        losses[s] = loss_s
+        if s in to_record:
+            value, F = full_loss(model, zero_offset=fresh)
+            recorded["loss"].append(value)
+            recorded["accuracy"].append(accuracy(F, Y))
+            recorded["network_loss"].append(loss_fn.value_and_grad(net.apply(theta, X), Y)[0])
+            recorded["feature_updates"].append(updates)
+            if test is not None:
+                F_test = model.apply(theta, test[0])
+                recorded["test_loss"].append(loss_fn.value_and_grad(F_test, test[1])[0])
+                recorded["test_accuracy"].append(accuracy(F_test, test[1]))
+            for name, fn in record.items():
+                recorded[name].append(fn(model, theta, X, Y))
+            if saved is not None:
+                saved.append([W.copy() for W in theta])
+        if s < steps:
+            theta = sgd_update(theta, grads, lr)
+            fresh = False
+    return LinearisedTrajectory(
+        lr=lr, times=lr * np.arange(steps + 1), losses=losses, record_steps=schedule,
+        observables={name: np.asarray(v) for name, v in recorded.items()},
+        params=theta, snapshots=saved, relinearise_every=K, feature_updates=updates,
+        linearisation_point=model.params0, relinearisation_steps=np.asarray(relin_steps),
+        kernels=np.asarray(kernels) if ntk_inputs is not None else None,
+        loss_before_update=np.asarray(before, dtype=float),
+        loss_after_update=np.asarray(after, dtype=float))
+
+
+# ---------------------------------------------------------------- Gauss-Newton connection
+def _mse_setup(net, params, X, Y):
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an MLP, got {type(net).__name__}")
+    params = net.check_params(params)
+    X = net.check_inputs(X)
+    Y = net.check_targets(Y, X.shape[0])
+    return params, X, Y
+
+
+def gauss_newton_gram(net: MLP, params, X) -> np.ndarray:
+    """``G = J J^T / n`` in head-major layout ``G[(i, a), (j, b)]``, shape ``(k n, k n)``.
+
+    Built from the layer-wise empirical NTK (``heads="full"``), never from ``J``.
+    """
+    X = net.check_inputs(X)
+    n, k = X.shape[0], net.output_dim
+    theta = empirical_ntk(net, params, X, heads="full")
+    return theta.transpose(0, 2, 1, 3).reshape(k * n, k * n) / n
+
+
+def filtered_step(net: MLP, params, X, Y, spectral_fn: Callable[[np.ndarray], np.ndarray]):
+    """``delta = -(1/n) J^T U diag(h(mu)) U^T r`` for a spectral function ``h`` of ``G = J J^T / n``.
+
+    MSE residual ``r = f(X; theta) - Y``; ``J^T`` is applied by back-propagation.
+    """
+    params, X, Y = _mse_setup(net, params, X, Y)
+    n, k = Y.shape
+    fwd = net.forward(params, X)
+    G = gauss_newton_gram(net, params, X)
+    mu, U = np.linalg.eigh(G)
+    r = (fwd.output - Y).T.ravel()
+    v = U @ (spectral_fn(mu) * (U.T @ r))
+    return [-g for g in net.backward(params, fwd, v.reshape(k, n).T / n)]
+
+
+def spectral_filter_step(net: MLP, params, X, Y, lr, steps):
+    """The closed form of ``steps`` full-batch MSE steps of the linear model from its linearisation
+    point: ``delta_K = -(1/n) J^T h_K(G) r`` (:func:`theory.kernel_regime.spectral_filter`)."""
+    lr = positive_float(lr, "lr")
+    return filtered_step(net, params, X, Y, lambda mu: spectral_filter(mu, lr, steps))
+
+
+def matched_damping(lr, steps) -> float:
+    """The damping ``lambda = 1 / (lr K)`` at which damped Gauss-Newton matches ``K`` linear steps."""
+    return 1.0 / (positive_float(lr, "lr") * positive_float(steps, "steps"))
+
+
+def damped_gauss_newton_step(net: MLP, params, X, Y, damping, rcond: float = 1e-12):
+    """Damped Gauss-Newton (Levenberg-Marquardt) step in kernel form,
+    ``delta = -(1/n) J^T (G + lambda I)^{-1} r = -(J^T J / n + lambda I)^{-1} J^T r / n``.
+
+    ``damping = 0`` gives the minimum-norm Gauss-Newton step ``-(J^T J)^+ J^T r`` (eigenvalues of
+    ``G`` below ``rcond * max`` are dropped).
+    """
+    damping = positive_float(damping, "damping", allow_zero=True)
+    rcond = positive_float(rcond, "rcond", allow_zero=True)
+
+    def h(mu):
+        if damping > 0:
+            return 1.0 / (np.maximum(mu, 0.0) + damping)
+        keep = mu > rcond * mu.max()
+        return np.where(keep, 1.0 / np.where(keep, mu, 1.0), 0.0)
+
+    return filtered_step(net, params, X, Y, h)
+
+
+class GaussNewtonDirection:
+    """A model whose "gradient" is minus the damped Gauss-Newton step, so that
+    :func:`numerics.training.gradient_descent` with ``lr = 1`` iterates damped Gauss-Newton."""
+
+    def __init__(self, net: MLP, damping, rcond: float = 1e-12):
+        self.net = net
+        self.damping = positive_float(damping, "damping", allow_zero=True)
+        self.rcond = rcond
+
+    def loss_and_gradients(self, params, X, Y):
+        delta = damped_gauss_newton_step(self.net, params, X, Y, self.damping, self.rcond)
+        return self.net.loss(params, X, Y), [-d for d in delta]
+
+
+def damped_gauss_newton(net: MLP, params, X, Y, damping, steps, **kwargs) -> Trajectory:
+    """Iterated damped Gauss-Newton ``theta <- theta + delta_lambda(theta)`` on the MSE loss.
+
+    Returns a :class:`~numerics.training.Trajectory` whose time axis counts iterations
+    (``lr = 1``); ``kwargs`` go to :func:`numerics.training.gradient_descent`.
+    """
+    params, X, Y = _mse_setup(net, params, X, Y)
+    return gradient_descent(GaussNewtonDirection(net, damping), params, X, Y, 1.0, steps, **kwargs)
+
+
+# ----------------------------------------------------------------------------- data
+def single_index_task(d: int = 20, n_train: int = 200, n_test: int = 1000, seed=0):
+    """Single-index regression ``y = He_2(w . x) / sqrt(2) = ((w . x)^2 - 1) / sqrt(2)``.
+
+    ``x ~ N(0, I_d)`` and a unit ``w`` drawn uniformly from the sphere, so ``y`` has mean 0 and
+    variance 1 and depends on the input only through one direction (a task that needs feature
+    learning: a kernel method must resolve a degree-2 function in ``d`` dimensions).
+    Returns ``(X_train, Y_train, X_test, Y_test, w)`` with ``Y`` of shape ``(n, 1)``.
+    """
+    d = positive_int(d, "d")
+    n_train = positive_int(n_train, "n_train")
+    n_test = positive_int(n_test, "n_test", minimum=0)
+    rng = as_generator(seed)
+    w = rng.standard_normal(d)
+    w /= np.linalg.norm(w)
+    X = rng.standard_normal((n_train + n_test, d))
+    z = X @ w
+    Y = ((z * z - 1.0) / np.sqrt(2.0))[:, None]
+    return X[:n_train], Y[:n_train], X[n_train:], Y[n_train:], w

@@ -1,0 +1,321 @@
+"""Frozen-kernel (linearised-network) dynamics in closed form.
+
+A network linearised around its initial parameters, ``f_lin(x; theta) = f_0(x) + J(x)(theta - theta_0)``
+(Lee et al. 2019, arXiv:1902.06720, section 2.2), trained on the MSE loss
+``L = 1/(2n) ||f(X) - Y||^2`` (DESIGN.md) evolves through its frozen empirical NTK
+``K = J(X) J(X)^T`` only. With ``K = U diag(lambda) U^T`` and residual ``r = f - Y``:
+
+* gradient descent with step ``lr``:  ``r_{s+1} = (I - lr K / n) r_s``, so
+  ``r_s = U diag((1 - lr lambda / n)^s) U^T r_0``;
+* gradient flow (``t = lr * s``, ``lr -> 0``):  ``dr/dt = -(1/n) K r``, so
+  ``r_t = U diag(exp(-lambda t / n)) U^T r_0``;
+* any other input ``x``:  ``f_t(x) = f_0(x) - K(x, X) U diag(g_t(lambda)) U^T r_0`` with
+  ``g_t(lambda) = (1 - exp(-lambda t / n)) / lambda`` (flow) or ``(1 - (1 - lr lambda / n)^s) / lambda``
+  (gradient descent); both tend to ``t / n`` (``lr s / n``) as ``lambda -> 0``;
+* ``t -> infinity``:  kernel regression with the initial network as prior mean,
+  ``f_inf(x) = f_0(x) + K(x, X) K^+ (Y - f_0(X))``.
+
+The gradient-descent coefficient is the spectral filter of iterative linearisation
+(Goldwaser & Ge, arXiv:2211.12345; ``shared/papers/iterative_linearisation.md`` section 3.1):
+``s`` steps of gradient descent on a least-squares problem with Gram matrix ``G`` apply
+``h_s(mu) = (1 - (1 - lr mu)^s) / mu`` to each eigenvalue ``mu`` of ``G``; here ``G = K / n`` and
+``g = h_s(lambda / n) / n``.
+
+Kernels are ``(n, n)`` (one kernel shared by every output column, ``Theta_ij = delta_ij K``) or
+``(k, k, n, n)`` (the full multi-output kernel ``Theta_ij``, as from
+``numerics.kernels.empirical_ntk(..., heads="full")``).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .validation import as_array, positive_float
+
+__all__ = [
+    "FrozenKernelRegime",
+    "gradient_flow_filter",
+    "kernel_regression",
+    "spectral_filter",
+]
+
+
+def _steps_value(steps, name="steps"):
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Real):
+        raise TypeError(f"{name} must be a non-negative integer or inf, got {steps!r}")
+    if np.isinf(steps) and steps > 0:
+        return float("inf")
+    if steps < 0 or steps != int(steps):
+        raise ValueError(f"{name} must be a non-negative integer or inf, got {steps!r}")
+    return int(steps)
+
+
+def spectral_filter(eigenvalues, lr, steps):
+    """``h_K(mu) = (1 - (1 - lr mu)^K) / mu``: the filter of ``K`` gradient steps on least squares.
+
+    ``K`` steps of gradient descent with step ``lr`` on ``1/2 ||r + A delta||^2`` from ``delta = 0``
+    give ``delta_K = -A^T h_K(A A^T) r`` (Goldwaser & Ge, section 3.1 of the note).
+    ``h_K(0) = lr K``; ``K = inf`` gives ``1 / mu`` where ``0 < lr mu < 2`` (``inf`` at ``mu = 0``,
+    ``nan`` where the iteration diverges). ``1 - (1 - lr mu)^K`` is evaluated as
+    ``-expm1(K log1p(-lr mu))`` where ``|lr mu| < 1``, so small eigenvalues keep full precision.
+    """
+    mu = as_array(eigenvalues, "eigenvalues")
+    lr = positive_float(lr, "lr")
+    steps = _steps_value(steps)
+    x = lr * mu
+    out = np.empty_like(mu)
+    zero = mu == 0
+    if steps == float("inf"):
+        stable = (x > 0) & (x < 2)
+        out[stable] = 1.0 / mu[stable]
+        out[zero] = np.inf
+        out[~stable & ~zero] = np.nan
+        return out
+    small = (np.abs(x) < 1) & ~zero
+    out[small] = -np.expm1(steps * np.log1p(-x[small])) / mu[small]
+    big = ~small & ~zero
+    out[big] = (1.0 - (1.0 - x[big]) ** steps) / mu[big]
+    out[zero] = lr * steps
+    return out
+
+
+def gradient_flow_filter(eigenvalues, t):
+    """``g_t(mu) = (1 - exp(-mu t)) / mu``, the gradient-flow limit of :func:`spectral_filter`.
+
+    ``g_t(0) = t``; ``t = inf`` gives ``1 / mu`` for ``mu > 0`` (``inf`` at ``mu = 0``).
+    """
+    mu = as_array(eigenvalues, "eigenvalues")
+    t = positive_float(t, "t", allow_zero=True, allow_inf=True)
+    out = np.empty_like(mu)
+    zero = mu == 0
+    if np.isinf(t):
+        out[mu > 0] = 1.0 / mu[mu > 0]
+        out[zero] = np.inf
+        out[mu < 0] = np.nan
+        return out
+    out[~zero] = -np.expm1(-mu[~zero] * t) / mu[~zero]
+    out[zero] = t
+    return out
+
+
+# ------------------------------------------------------------------------ kernel layout
+def _flatten_kernel(K, name, n_rows=None, n_cols=None, k=None):
+    """A kernel in head-major layout ``M[(i, a), (j, b)] = Theta_ij(x_a, x_b)``, shape ``(k n, k n')``.
+
+    Returns ``(M, shared)``: ``shared`` is True for an ``(n, n')`` kernel given once for all heads,
+    in which case ``M`` is that ``(n, n')`` matrix itself.
+    """
+    K = as_array(K, name, ndim=(2, 4))
+    if K.ndim == 4:
+        if K.shape[0] != K.shape[1]:
+            raise ValueError(f"{name} must have shape (k, k, n, n'), got {K.shape}")
+        if k is not None and K.shape[0] != k:
+            raise ValueError(f"{name} has {K.shape[0]} heads but the targets have {k} columns")
+    n_in, n_out = K.shape[-2:]
+    if n_rows is not None and n_in != n_rows:
+        raise ValueError(f"{name} must have {n_rows} rows per head, got shape {K.shape}")
+    if n_cols is not None and n_out != n_cols:
+        raise ValueError(f"{name} must have {n_cols} columns per head, got shape {K.shape}")
+    if K.ndim == 2:
+        return K, True
+    kk = K.shape[0]
+    return K.transpose(0, 2, 1, 3).reshape(kk * n_in, kk * n_out), False
+
+
+def _outputs(F, name, n=None, k=None):
+    F = as_array(F, name, ndim=(1, 2))
+    if F.ndim == 1:
+        F = F[:, None]
+    if n is not None and F.shape[0] != n:
+        raise ValueError(f"{name} must have {n} rows, got shape {F.shape}")
+    if k is not None and F.shape[1] != k:
+        raise ValueError(f"{name} must have {k} columns, got shape {F.shape}")
+    return F
+
+
+class FrozenKernelRegime:
+    """Closed-form training dynamics of a model with a frozen kernel (the linearised network).
+
+    Parameters
+    ----------
+    k_train_train : array ``(n, n)`` or ``(k, k, n, n)``
+        The frozen (empirical) NTK on the training inputs.
+    y_train : array ``(n,)`` or ``(n, k)``
+        Training targets.
+    f0_train : array like ``y_train``, optional
+        Initial outputs on the training inputs (zero by default).
+    k_test_train : array ``(n', n)`` or ``(k, k, n', n)``, optional
+        Kernel between test and training inputs, for :meth:`test_predictions`.
+    f0_test : array ``(n',)`` or ``(n', k)``, optional
+        Initial outputs on the test inputs (zero by default).
+    rcond : float
+        Eigenvalues below ``rcond * max(lambda)`` count as zero in the ``t -> inf`` limit
+        (the pseudo-inverse ``K^+``); finite times need no cut-off.
+
+    Times follow DESIGN.md: gradient-flow time ``t``; with ``lr`` given, gradient descent after
+    ``s = t / lr`` steps (``t`` must be a whole number of steps).
+    """
+
+    def __init__(self, k_train_train, y_train, f0_train=None, k_test_train=None, f0_test=None,
+                 rcond: float = 1e-12):
+        self.y_train = _outputs(y_train, "y_train")
+        self.n, self.k = self.y_train.shape
+        self.f0_train = (np.zeros_like(self.y_train) if f0_train is None
+                         else _outputs(f0_train, "f0_train", self.n, self.k))
+        M, self._shared = _flatten_kernel(k_train_train, "k_train_train", self.n, self.n, self.k)
+        if not np.allclose(M, M.T, rtol=1e-10, atol=1e-12 * np.abs(M).max()):
+            raise ValueError("k_train_train must be symmetric")
+        self.rcond = positive_float(rcond, "rcond", allow_zero=True)
+        self._k_train = M
+        lam, U = np.linalg.eigh(0.5 * (M + M.T))
+        self.eigenvalues, self.eigenvectors = lam[::-1], U[:, ::-1]
+        self._r0_modes = self.eigenvectors.T @ self._vec(self.f0_train - self.y_train)
+        self._k_test = None
+        if k_test_train is not None:
+            Kt, shared = _flatten_kernel(k_test_train, "k_test_train", n_cols=self.n, k=self.k)
+            if shared != self._shared:
+                raise ValueError("k_test_train must have the same layout as k_train_train "
+                                 "((n', n) with (n, n), or (k, k, n', n) with (k, k, n, n))")
+            self._k_test = Kt
+            n_test = Kt.shape[0] if shared else Kt.shape[0] // self.k
+            self.f0_test = (np.zeros((n_test, self.k)) if f0_test is None
+                            else _outputs(f0_test, "f0_test", n_test, self.k))
+        elif f0_test is not None:
+            raise ValueError("f0_test needs k_test_train")
+
+    # ----------------------------------------------------------------- layout helpers
+    def _vec(self, F):
+        """``(n, k)`` outputs -> mode coordinates: ``(n, k)`` (shared kernel) or ``(k n,)``."""
+        return F if self._shared else F.T.ravel()
+
+    def _unvec(self, v, rows):
+        return v if self._shared else v.reshape(self.k, rows).T
+
+    def _times(self, t, lr):
+        t_arr = np.atleast_1d(as_array(t, "t", ndim=(0, 1)))
+        if np.any(t_arr < 0):
+            raise ValueError(f"t must be >= 0, got {t!r}")
+        if lr is None:
+            return t_arr, None
+        lr = positive_float(lr, "lr")
+        steps = t_arr / lr
+        whole = np.round(steps)
+        finite = np.isfinite(steps)
+        if np.any(np.abs(steps[finite] - whole[finite]) > 1e-9 * np.maximum(1.0, whole[finite])):
+            raise ValueError(f"with lr = {lr}, t must be a whole number of steps (t = lr * s), "
+                             f"got t = {t!r}")
+        return whole, lr
+
+    # ----------------------------------------------------------------- coefficients
+    def decay(self, t, lr=None) -> np.ndarray:
+        """Per-mode residual factor: ``exp(-lambda t / n)`` or ``(1 - lr lambda / n)^s``; ``(T, modes)``."""
+        times, lr = self._times(t, lr)
+        lam = self.eigenvalues / self.n
+        out = np.empty((len(times), len(lam)))
+        for i, s in enumerate(times):
+            if np.isinf(s):
+                out[i] = np.where(lam > self._cutoff / self.n, 0.0, 1.0)
+            elif lr is None:
+                out[i] = np.exp(-lam * s)
+            else:
+                out[i] = (1.0 - lr * lam) ** int(s)
+        return out
+
+    def coefficients(self, t, lr=None) -> np.ndarray:
+        """Per-mode filter ``g_t(lambda)`` of the test predictions; ``(T, modes)``."""
+        times, lr = self._times(t, lr)
+        lam = self.eigenvalues / self.n
+        out = np.empty((len(times), len(lam)))
+        for i, s in enumerate(times):
+            if np.isinf(s):
+                keep = self.eigenvalues > self._cutoff
+                out[i] = np.where(keep, 1.0 / np.where(keep, self.eigenvalues, 1.0), 0.0)
+            elif lr is None:
+                out[i] = gradient_flow_filter(lam, s) / self.n
+            else:
+                out[i] = spectral_filter(lam, lr, int(s)) / self.n
+        return out
+
+    @property
+    def _cutoff(self) -> float:
+        return self.rcond * max(float(self.eigenvalues[0]), 0.0)
+
+    # ----------------------------------------------------------------- predictions
+    def _single(self, t):
+        return np.ndim(t) == 0
+
+    def train_predictions(self, t, lr=None) -> np.ndarray:
+        """Outputs on the training inputs at time ``t``: ``(n, k)``, or ``(T, n, k)`` for an array ``t``."""
+        D = self.decay(t, lr)
+        out = np.stack([self.y_train + self._unvec(self._modes_to_space(d), self.n) for d in D])
+        return out[0] if self._single(t) else out
+
+    def test_predictions(self, t, lr=None) -> np.ndarray:
+        """Outputs on the test inputs at time ``t``: ``(n', k)``, or ``(T, n', k)``."""
+        if self._k_test is None:
+            raise ValueError("test_predictions needs k_test_train (and f0_test)")
+        G = self.coefficients(t, lr)
+        n_test = self.f0_test.shape[0]
+        out = np.stack([self.f0_test - self._unvec(self._k_test @ self._modes_to_space(g), n_test)
+                        for g in G])
+        return out[0] if self._single(t) else out
+
+    def _modes_to_space(self, coeff):
+        """``U diag(coeff) U^T r_0`` from the stored mode coordinates of ``r_0``."""
+        c = coeff[:, None] if self._shared else coeff
+        return self.eigenvectors @ (c * self._r0_modes)
+
+    def train_loss(self, t, lr=None):
+        """``1/(2n) ||f_t(X) - Y||^2`` (scalar, or one value per entry of ``t``)."""
+        F = np.asarray(self.train_predictions(t, lr))
+        R = F - self.y_train
+        loss = 0.5 * np.sum(R * R, axis=(-2, -1)) / self.n
+        return float(loss) if self._single(t) else loss
+
+    def test_loss(self, t, y_test, lr=None):
+        """``1/(2n') ||f_t(X') - Y'||^2`` on the test inputs."""
+        F = np.asarray(self.test_predictions(t, lr))
+        Y = _outputs(y_test, "y_test", *F.shape[-2:])
+        R = F - Y
+        loss = 0.5 * np.sum(R * R, axis=(-2, -1)) / F.shape[-2]
+        return float(loss) if self._single(t) else loss
+
+    def limit_train(self) -> np.ndarray:
+        """``t -> inf`` training outputs: ``Y`` plus the residual outside the kernel's range."""
+        return self.train_predictions(np.inf)
+
+    def limit_test(self) -> np.ndarray:
+        """``t -> inf`` test outputs: ``f_0(x) + K(x, X) K^+ (Y - f_0(X))``."""
+        return self.test_predictions(np.inf)
+
+    def ode_rhs(self, t, f_flat):
+        """Gradient-flow right-hand side ``df/dt = -(1/n) K (f - Y)`` on flattened ``(n k,)`` outputs
+        (row-major ``(n, k)``), for ``scipy.integrate.solve_ivp``."""
+        F = np.asarray(f_flat).reshape(self.n, self.k)
+        R = self._vec(F - self.y_train)
+        return -(self._unvec(self._k_train @ R, self.n) / self.n).ravel()
+
+
+def kernel_regression(k_train_train, y_train, k_test_train, f0_train=None, f0_test=None,
+                      ridge: float = 0.0):
+    """``f(x) = f_0(x) + K(x, X) (K + ridge I)^{-1} (Y - f_0(X))`` by a direct solve.
+
+    The ``t -> inf`` limit of the frozen-kernel dynamics for ``ridge = 0`` and an invertible ``K``;
+    an independent check of :meth:`FrozenKernelRegime.limit_test`.
+    """
+    Y = _outputs(y_train, "y_train")
+    n, k = Y.shape
+    F0 = np.zeros_like(Y) if f0_train is None else _outputs(f0_train, "f0_train", n, k)
+    M, shared = _flatten_kernel(k_train_train, "k_train_train", n, n, k)
+    Kt, shared_t = _flatten_kernel(k_test_train, "k_test_train", n_cols=n, k=k)
+    if shared != shared_t:
+        raise ValueError("k_test_train must have the same layout as k_train_train")
+    n_test = Kt.shape[0] if shared else Kt.shape[0] // k
+    F0t = np.zeros((n_test, k)) if f0_test is None else _outputs(f0_test, "f0_test", n_test, k)
+    ridge = positive_float(ridge, "ridge", allow_zero=True)
+    R = Y - F0
+    rhs = R if shared else R.T.ravel()
+    alpha = np.linalg.solve(M + ridge * np.eye(M.shape[0]), rhs)
+    pred = Kt @ alpha
+    return F0t + (pred if shared else pred.reshape(k, n_test).T)
