@@ -193,7 +193,9 @@ class FrozenKernelRegime:
         return v if self._shared else v.reshape(self.k, rows).T
 
     def _times(self, t, lr):
-        t_arr = np.atleast_1d(as_array(t, "t", ndim=(0, 1)))
+        t_arr = np.atleast_1d(as_array(t, "t", ndim=(0, 1), finite=False))
+        if np.any(np.isnan(t_arr)):
+            raise ValueError(f"t must not be NaN, got {t!r}")
         if np.any(t_arr < 0):
             raise ValueError(f"t must be >= 0, got {t!r}")
         if lr is None:
