@@ -6,6 +6,7 @@ from .activations import ACTIVATIONS, Activation, get_activation
 from .errors import DivergenceError
 from .kernels import (alignment, eigenvector_target_overlap, empirical_ntk, relative_change,
                       specialization, specialization_index)
+from .linearised import iterative_linearised_training
 from .networks import MLP
 from .training import Trajectory, gradient_descent
 
@@ -20,6 +21,7 @@ __all__ = [
     "empirical_ntk",
     "get_activation",
     "gradient_descent",
+    "iterative_linearised_training",
     "relative_change",
     "specialization",
     "specialization_index",

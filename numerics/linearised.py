@@ -53,7 +53,6 @@ __all__ = [
     "jvp",
     "matched_damping",
     "minibatch_indices",
-    "single_index_task",
     "spectral_filter_step",
 ]
 
@@ -549,24 +548,3 @@ def damped_gauss_newton(net: MLP, params, X, Y, damping, steps, **kwargs) -> Tra
     """
     params, X, Y = _mse_setup(net, params, X, Y)
     return gradient_descent(GaussNewtonDirection(net, damping), params, X, Y, 1.0, steps, **kwargs)
-
-
-# ----------------------------------------------------------------------------- data
-def single_index_task(d: int = 20, n_train: int = 200, n_test: int = 1000, seed=0):
-    """Single-index regression ``y = He_2(w . x) / sqrt(2) = ((w . x)^2 - 1) / sqrt(2)``.
-
-    ``x ~ N(0, I_d)`` and a unit ``w`` drawn uniformly from the sphere, so ``y`` has mean 0 and
-    variance 1 and depends on the input only through one direction (a task that needs feature
-    learning: a kernel method must resolve a degree-2 function in ``d`` dimensions).
-    Returns ``(X_train, Y_train, X_test, Y_test, w)`` with ``Y`` of shape ``(n, 1)``.
-    """
-    d = positive_int(d, "d")
-    n_train = positive_int(n_train, "n_train")
-    n_test = positive_int(n_test, "n_test", minimum=0)
-    rng = as_generator(seed)
-    w = rng.standard_normal(d)
-    w /= np.linalg.norm(w)
-    X = rng.standard_normal((n_train + n_test, d))
-    z = X @ w
-    Y = ((z * z - 1.0) / np.sqrt(2.0))[:, None]
-    return X[:n_train], Y[:n_train], X[n_train:], Y[n_train:], w

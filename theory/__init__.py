@@ -4,6 +4,7 @@ Never trains a network; imports numpy, scipy and sympy only. Submodules are impo
 use (``from theory import relu_ntk``), so ``import theory`` stays cheap (no sympy).
 """
 __all__ = [
+    "kernel_regime",
     "relu_ntk",
     "two_layer_alignment",
     "validation",

@@ -8,7 +8,8 @@ from numerics.kernels import empirical_ntk
 from numerics.linearised import (LOSSES, LinearisedMLP, accuracy, damped_gauss_newton,
                                  damped_gauss_newton_step, filtered_step, gauss_newton_gram,
                                  iterative_linearised_training, jvp, matched_damping,
-                                 minibatch_indices, single_index_task, spectral_filter_step)
+                                 minibatch_indices, spectral_filter_step)
+from numerics.data import single_index_hermite
 from numerics.networks import MLP
 from numerics.training import Trajectory, gradient_descent
 from theory.kernel_regime import FrozenKernelRegime, spectral_filter
@@ -283,7 +284,8 @@ def _cosine(net, a, b):
 
 
 def test_update_direction_matches_damped_gauss_newton_at_matched_damping():
-    X, Y, _, _, _ = single_index_task(d=8, n_train=40, n_test=1, seed=0)
+    task = single_index_hermite(40, 8, seed=0)
+    X, Y = task.X, task.Y
     net = MLP([8, 64, 1])
     params = net.init(0)
     lr = 0.01
@@ -314,17 +316,6 @@ def test_damped_gauss_newton_iteration_decreases_loss():
     step = damped_gauss_newton_step(net, params, X, Y, 0.1)
     first = [W + d for W, d in zip(params, step)]
     assert traj.losses[1] == pytest.approx(net.loss(first, X, Y), rel=1e-12)
-
-
-# --------------------------------------------------------------------------- data
-def test_single_index_task_statistics_and_seeding():
-    X, Y, Xt, Yt, w = single_index_task(d=20, n_train=200, n_test=20000, seed=5)
-    assert X.shape == (200, 20) and Y.shape == (200, 1) and Xt.shape == (20000, 20)
-    assert np.linalg.norm(w) == pytest.approx(1.0)
-    np.testing.assert_allclose(Yt[:, 0], ((Xt @ w) ** 2 - 1) / np.sqrt(2), rtol=1e-12)
-    assert abs(Yt.mean()) < 0.05 and abs(Yt.var() - 1.0) < 0.06
-    again = single_index_task(d=20, n_train=200, n_test=20000, seed=5)
-    np.testing.assert_array_equal(again[0], X)
 
 
 # ----------------------------------------------------------------------------- errors
