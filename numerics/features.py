@@ -1,0 +1,450 @@
+"""Neural feature matrices, the AGOP and the neural feature ansatz (NFA).
+
+Beaglehole, Mitliagkas & Agarwala (2024), "Feature learning as alignment", arXiv:2402.05271
+(the centred NFA and the pre-activation tangent features), with Radhakrishnan, Beaglehole,
+Pandit & Belkin (2024), Science 383:1461 (the NFA, the AGOP and Recursive Feature Machines).
+Equations: ``shared/papers/nfa_alignment.md`` sections 2, 4 and 6.
+
+Every public function takes ``layer``, the 0-based index of a weight matrix ``W = params[layer]``
+of shape ``(m, d)``, with multiplier ``c`` (``net.multipliers[layer]``), layer input ``a``
+(``forward.activations[layer]``; the data for layer 0) and pre-activation ``h = c W a``:
+
+    NFM                 F = W^T W                                          (d, d)
+    PTK covariance      K = sum_x sum_j b_j(x) b_j(x)^T,  b_j = d f_j / d h   (m, m)
+    AGOP                G = sum_x sum_j grad_a f_j grad_a f_j^T = c^2 W^T K W  (d, d)
+
+The last line is the chain rule ``grad_a f_j = c W^T b_j``. ``b_j`` are the back-propagated
+signals of :func:`numerics.kernels.backprop_signals` (one backward pass per output, batched over
+the data as one BLAS product per layer); no per-example Jacobian is formed. The NFA correlations
+(section 2.7) are
+
+    UC-NFC = rho(W^T W, (c^2 W^T K W)^alpha),   C-NFC = rho(dW^T dW, (c^2 dW^T K dW)^alpha),
+
+with ``dW = W - W_0`` and ``K`` the *current* PTK covariance (as in the authors' code), ``rho``
+the Pearson correlation of the matrix entries (the authors' choice) or the cosine similarity,
+and ``alpha = 1`` (this paper) or ``1/2`` (RFM's convention).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from scipy import linalg
+
+from theory.nfa import KINDS, matrix_correlation, psd_power
+from theory.validation import as_array, one_of, positive_float, positive_int
+
+from .kernels import backprop_signals
+from .networks import MLP
+
+__all__ = [
+    "nfm",
+    "tangent_feature_covariance",
+    "agop",
+    "ptk_gram",
+    "matrix_correlation",
+    "psd_power",
+    "nfa_correlation",
+    "nfa_correlations",
+    "nfa_observable",
+    "relative_weight_change",
+    "svd_alignment",
+    "principal_cosines",
+    "SpeedLimited",
+    "laplace_kernel",
+    "RecursiveFeatureMachine",
+]
+
+
+# ------------------------------------------------------------------------------ checks
+def _check_layer(net: MLP, layer, name: str = "layer") -> int:
+    if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
+        raise TypeError(f"{name} must be an integer weight-matrix index, got {layer!r}")
+    if not 0 <= layer < net.depth:
+        raise ValueError(f"{name} must be a weight-matrix index in [0, {net.depth - 1}] "
+                         f"(the network has {net.depth} weight matrices), got {layer}")
+    return int(layer)
+
+
+def _check_layers(net: MLP, layers) -> list[int]:
+    if layers is None:
+        return list(range(net.depth))
+    if isinstance(layers, numbers.Integral) and not isinstance(layers, bool):
+        return [_check_layer(net, layers, "layers")]
+    return [_check_layer(net, l, "layers") for l in layers]
+
+
+# --------------------------------------------------------------- NFM, PTK covariance, AGOP
+def nfm(W) -> np.ndarray:
+    """Neural feature matrix ``F = W^T W`` of a weight matrix ``W`` of shape ``(m, d)``."""
+    W = as_array(W, "W", ndim=2, keep_float32=True)
+    return W.T @ W
+
+
+def _covariance_from_signals(b) -> np.ndarray:
+    """``K = sum_{j, x} b_j(x) b_j(x)^T`` from signals of shape ``(k, n, m)`` (one syrk)."""
+    B = b.reshape(-1, b.shape[-1])
+    return B.T @ B
+
+
+def tangent_feature_covariance(net: MLP, params, X, layer):
+    """PTK feature covariance ``K = sum_x sum_j b_j(x) b_j(x)^T``, ``b_j = d f_j / d h``, shape ``(m, m)``.
+
+    ``h`` is the pre-activation of weight matrix ``layer``. ``layer=None`` returns the list for
+    every layer from one forward and one (batched) backward pass.
+    """
+    params = net.check_params(params)
+    X = net.check_inputs(X)
+    if layer is not None:
+        layer = _check_layer(net, layer)
+    signals = backprop_signals(net, params, net.forward(params, X))
+    if layer is not None:
+        return _covariance_from_signals(signals[layer])
+    return [_covariance_from_signals(b) for b in signals]
+
+
+def agop(net: MLP, params, X, layer) -> np.ndarray:
+    """AGOP with respect to the input ``a`` of weight matrix ``layer``: ``G = c^2 W^T K W``, ``(d, d)``.
+
+    ``G = sum_x sum_j grad_a f_j(x) grad_a f_j(x)^T`` (a sum over the data, not a mean), computed
+    through the chain rule ``grad_a f_j = c W^T b_j`` from :func:`tangent_feature_covariance`.
+    """
+    params = net.check_params(params)
+    layer = _check_layer(net, layer)
+    K = tangent_feature_covariance(net, params, X, layer)
+    return _sandwich(params[layer], K, net.multipliers[layer])
+
+
+def _sandwich(W, K, c) -> np.ndarray:
+    """``c^2 W^T K W``, symmetrised."""
+    G = W.T @ (K @ W)
+    G = 0.5 * (G + G.T)
+    if c != 1.0:
+        G *= c * c
+    return G
+
+
+def ptk_gram(net: MLP, params, X, layer) -> np.ndarray:
+    """PTK Gram matrix ``Theta[j, j', i, i'] = b_j(x_i) . b_j'(x_i')`` at weight matrix ``layer``.
+
+    Shape ``(k, k, n, n)``; the input of :func:`theory.nfa.early_centered_nfc`. The layer-``l``
+    block of the empirical NTK is ``c^2 Theta * (A A^T)`` (DESIGN.md), so the PTK is the
+    "significant component of the empirical NTK" of the paper's first version.
+    """
+    params = net.check_params(params)
+    X = net.check_inputs(X)
+    layer = _check_layer(net, layer)
+    b = backprop_signals(net, params, net.forward(params, X))[layer]
+    return np.einsum("jia,kla->jkil", b, b, optimize=True)
+
+
+# ------------------------------------------------------------------------- correlations
+def _pair(W, dW, K, c, centered, kind, power):
+    if centered:
+        if not np.any(dW):
+            return np.nan
+        W = dW
+    return matrix_correlation(nfm(W), psd_power(_sandwich(W, K, c), power), kind)
+
+
+def _check_params0(net, params0, centered):
+    if params0 is None:
+        if centered:
+            raise ValueError("params0 (the initial weights W_0) is required when centered=True")
+        return None
+    return net.check_params(params0, "params0")
+
+
+def nfa_correlation(net: MLP, params, X, layer, params0=None, centered: bool = False,
+                    kind: str = "pearson", power: float = 1.0) -> float:
+    """Neural feature correlation of weight matrix ``layer``.
+
+    ``centered=False``: UC-NFC ``rho(W^T W, (c^2 W^T K W)^power)``;
+    ``centered=True``: C-NFC ``rho(dW^T dW, (c^2 dW^T K dW)^power)``, ``dW = W - params0[layer]``,
+    with ``K`` the PTK covariance at ``params`` in both. ``kind`` is ``"pearson"`` (the authors'
+    code) or ``"cosine"``. The C-NFC is ``nan`` when ``dW = 0``.
+    """
+    one_of(kind, "kind", KINDS)
+    power = positive_float(power, "power")
+    params = net.check_params(params)
+    layer = _check_layer(net, layer)
+    params0 = _check_params0(net, params0, centered)
+    K = tangent_feature_covariance(net, params, X, layer)
+    W = params[layer]
+    dW = None if params0 is None else W - params0[layer]
+    return float(_pair(W, dW, K, net.multipliers[layer], centered, kind, power))
+
+
+def nfa_correlations(net: MLP, params, X, params0=None, layers=None, kind: str = "pearson",
+                     power: float = 1.0) -> dict[str, np.ndarray]:
+    """UC-NFC (and C-NFC when ``params0`` is given) of several layers from one backward pass.
+
+    Returns ``{"uncentered": (len(layers),), "centered": (len(layers),)}`` (the latter only with
+    ``params0``; ``nan`` where ``W = W_0``). ``layers`` defaults to every weight matrix.
+    """
+    one_of(kind, "kind", KINDS)
+    power = positive_float(power, "power")
+    params = net.check_params(params)
+    layers = _check_layers(net, layers)
+    params0 = _check_params0(net, params0, False)
+    Ks = tangent_feature_covariance(net, params, X, None)
+    out = {"uncentered": np.array([
+        _pair(params[l], None, Ks[l], net.multipliers[l], False, kind, power) for l in layers])}
+    if params0 is not None:
+        out["centered"] = np.array([
+            _pair(params[l], params[l] - params0[l], Ks[l], net.multipliers[l], True, kind, power)
+            for l in layers])
+    return out
+
+
+def relative_weight_change(params, params0) -> np.ndarray:
+    """``||W_l - W_l(0)||_F / ||W_l(0)||_F`` for every layer."""
+    if len(params) != len(params0):
+        raise ValueError(f"params and params0 must hold the same number of matrices, "
+                         f"got {len(params)} and {len(params0)}")
+    return np.array([np.linalg.norm(np.asarray(W) - W0) / np.linalg.norm(W0)
+                     for W, W0 in zip(params, params0)])
+
+
+def nfa_observable(params0, layers=None, kind: str = "pearson", power: float = 1.0):
+    """An observable for :func:`numerics.training.gradient_descent`'s ``record``.
+
+    ``fn(net, params, X, Y)`` returns an array of shape ``(3, len(layers))``: UC-NFC, C-NFC (``nan``
+    at ``W = W_0``) and the relative weight change ``||W - W_0||_F / ||W_0||_F``.
+    """
+    one_of(kind, "kind", KINDS)
+    power = positive_float(power, "power")
+    params0 = [np.array(W, copy=True) for W in params0]
+
+    def observe(net, params, X, Y):
+        ls = _check_layers(net, layers)
+        r = nfa_correlations(net, params, X, params0, ls, kind, power)
+        change = relative_weight_change(params, params0)[ls]
+        return np.stack([r["uncentered"], r["centered"], change])
+
+    return observe
+
+
+def svd_alignment(W, K, kind: str = "cosine") -> float:
+    """The NFC through the SVD ``W = U S V^T`` (section 2.8): an alignment of ``U S`` with ``K``.
+
+    With ``F = V S^2 V^T`` and ``G = V S (U^T K U) S V^T``,
+
+        cosine:  rho = sum_i s_i^4 (u_i^T K u_i) / (||S^2||_F ||S U^T K U S||_F),
+
+    and the Pearson variant subtracts the mean entries ``Fbar = ||S V^T 1||^2 / d^2``,
+    ``Gbar = (1^T V S U^T K U S V^T 1) / d^2``: ``(<F,G> - d^2 Fbar Gbar) /
+    sqrt((||F||^2 - d^2 Fbar^2)(||G||^2 - d^2 Gbar^2))``. Equals
+    ``matrix_correlation(W^T W, W^T K W, kind)``. By Cauchy-Schwarz on ``(s_i^2)`` and
+    ``(s_i^2 q_i)``, the cosine NFC is 1 exactly when ``Q = U^T K U`` is a multiple of the identity:
+    ``K`` acts on the left singular vectors of ``W`` (those with ``s_i > 0``) as a scalar. (With
+    ``Q`` diagonal, the AGOP^{1/2} variant is 1 exactly when ``q_i`` is proportional to ``s_i^2``.)
+    """
+    one_of(kind, "kind", KINDS)
+    W = as_array(W, "W", ndim=2)
+    K = as_array(K, "K", ndim=2)
+    if K.shape != (W.shape[0], W.shape[0]):
+        raise ValueError(f"K must have shape ({W.shape[0]}, {W.shape[0]}) to match W, got {K.shape}")
+    U, s, Vt = np.linalg.svd(W, full_matrices=False)
+    Q = U.T @ K @ U
+    SQS = s[:, None] * Q * s[None, :]
+    inner = float(np.sum(s ** 4 * np.diag(Q)))
+    nf2, ng2 = float(np.sum(s ** 4)), float(np.sum(SQS * SQS))
+    if kind == "pearson":
+        d = W.shape[1]
+        v = Vt.sum(axis=1)  # V^T 1
+        fbar = float(np.sum(s ** 2 * v ** 2)) / d ** 2
+        gbar = float(v @ SQS @ v) / d ** 2
+        inner -= d * d * fbar * gbar
+        nf2 -= d * d * fbar ** 2
+        ng2 -= d * d * gbar ** 2
+    if nf2 <= 0 or ng2 <= 0:
+        raise ValueError(f"the {kind} alignment is undefined for a constant (or zero) W^T W or W^T K W")
+    return float(np.clip(inner / np.sqrt(nf2 * ng2), -1.0, 1.0))
+
+
+def principal_cosines(F, U) -> np.ndarray:
+    """Cosines of the principal angles between the top-``r`` eigenvectors of ``F`` and ``span(U)``.
+
+    ``U`` is ``(d, r)``; returns ``r`` cosines in descending order (all 1 when the top
+    eigenspace of ``F`` is ``span(U)``): how well a feature matrix recovers a planted subspace.
+    """
+    F = as_array(F, "F", ndim=2)
+    U = as_array(U, "U", ndim=2)
+    if F.shape != (U.shape[0], U.shape[0]):
+        raise ValueError(f"F must be ({U.shape[0]}, {U.shape[0]}) to match U, got {F.shape}")
+    r = U.shape[1]
+    evals, evecs = np.linalg.eigh(0.5 * (F + F.T))
+    top = evecs[:, np.argsort(evals)[::-1][:r]]
+    Q, _ = np.linalg.qr(U)
+    return np.sort(np.clip(np.linalg.svd(top.T @ Q, compute_uv=False), 0.0, 1.0))[::-1]
+
+
+# ------------------------------------------------------------------------ the update rule
+class SpeedLimited:
+    """Speed-limited optimisation (SLO) at one layer: an ``update`` for ``gradient_descent``.
+
+    The rule is the note's reconstruction (section 4; the paper's exact equation was not
+    available). At the target weight matrix ``l = layer``
+
+        W_l <- W_l - speed * ||W_l||_F * g_l / ||g_l||_F      (relative=True; default)
+        W_l <- W_l - speed * g_l / ||g_l||_F                   (relative=False)
+
+    (``g_l = dL/dW_l``): every step has a fixed Frobenius size, so ``W_l`` keeps moving at the
+    same speed after the loss gradient has become small. The other layers take plain gradient
+    steps ``W <- W - lr g`` (``others="gd"``), or speed-limited steps of size
+    ``others * speed`` (a float ``others >= 0``; 0 freezes them).
+
+    What is derived (section 3 of the note): each gradient step's left factor ``B^T M`` lies in the
+    range of the PTK covariance ``K``, so while ``K`` moves slowly the accumulated ``dW`` aligns
+    with ``K`` (the C-NFC), and a layer that moves far from ``W_0`` carries that alignment into
+    the uncentred correlation (``W ≈ dW``). What is a choice: normalising by ``||g||_F``,
+    measuring the speed relative to ``||W_l||_F``, and the treatment of the other layers.
+    Tested: it raises the target layer's UC-NFC over plain GD; its effect on the C-NFC is
+    reported by the ``nfa-rule`` experiment.
+    """
+
+    def __init__(self, net: MLP, layer, speed: float = 0.01, others="gd", relative: bool = True):
+        self.depth = net.depth
+        self.layer = _check_layer(net, layer)
+        self.speed = positive_float(speed, "speed")
+        if isinstance(others, str):
+            one_of(others, "others", ("gd",))
+        else:
+            others = positive_float(others, "others", allow_zero=True)
+        self.others = others
+        if not isinstance(relative, bool):
+            raise TypeError(f"relative must be a bool, got {relative!r}")
+        self.relative = relative
+
+    def __repr__(self) -> str:
+        return (f"SpeedLimited(layer={self.layer}, speed={self.speed}, others={self.others!r}, "
+                f"relative={self.relative})")
+
+    def _limited(self, W, g, speed):
+        gn = np.linalg.norm(g)
+        if gn == 0 or speed == 0:
+            return W.copy()
+        size = speed * np.linalg.norm(W) if self.relative else speed
+        return W - (size / gn) * g
+
+    def __call__(self, params, grads, lr):
+        if len(params) != self.depth or len(grads) != self.depth:
+            raise ValueError(f"params and grads must hold {self.depth} matrices, "
+                             f"got {len(params)} and {len(grads)}")
+        out = []
+        for l, (W, g) in enumerate(zip(params, grads)):
+            if l == self.layer:
+                out.append(self._limited(W, g, self.speed))
+            elif self.others == "gd":
+                out.append(W - lr * g)
+            else:
+                out.append(self._limited(W, g, self.others * self.speed))
+        return out
+
+
+# ------------------------------------------------------------ Recursive Feature Machines
+def _sq_distances(X, Z, M, same):
+    XM = X @ M
+    x2 = np.einsum("ij,ij->i", XM, X)
+    z2 = x2 if same else np.einsum("ij,jk,ik->i", Z, M, Z)
+    D = x2[:, None] + z2[None, :] - 2.0 * (XM @ Z.T)
+    np.maximum(D, 0.0, out=D)
+    if same:
+        np.fill_diagonal(D, 0.0)
+    return D
+
+
+def _check_M(M, d):
+    if M is None:
+        return np.eye(d)
+    M = as_array(M, "M", ndim=2)
+    if M.shape != (d, d):
+        raise ValueError(f"M must have shape ({d}, {d}), got {M.shape}")
+    return M
+
+
+def laplace_kernel(X, Z=None, M=None, bandwidth: float = 10.0) -> np.ndarray:
+    """Mahalanobis Laplace kernel ``k(x, z) = exp(-||x - z||_M / L)``, ``||v||_M = sqrt(v^T M v)``.
+
+    ``M`` positive semi-definite ``(d, d)`` (identity by default), ``L = bandwidth``.
+    """
+    X = as_array(X, "X", ndim=2)
+    same = Z is None
+    Z = X if same else as_array(Z, "Z", ndim=2)
+    if Z.shape[1] != X.shape[1]:
+        raise ValueError(f"Z must have {X.shape[1]} columns, got shape {Z.shape}")
+    M = _check_M(M, X.shape[1])
+    bandwidth = positive_float(bandwidth, "bandwidth")
+    return np.exp(-np.sqrt(_sq_distances(X, Z, M, same)) / bandwidth)
+
+
+class RecursiveFeatureMachine:
+    """Laplace-kernel Recursive Feature Machine (Radhakrishnan et al. 2024, section 6.2 of the note).
+
+    Starting from ``M_0`` (identity by default), repeat ``iterations`` times:
+
+    1. kernel ridge regression ``alpha = (K_M(X, X) + ridge I)^{-1} Y`` (``scipy.linalg.solve``);
+    2. ``M <- ((1/n) sum_x sum_c grad f_c(x) grad f_c(x)^T)^power``, the AGOP of the predictor
+       ``f(x) = sum_j alpha_j K_M(x, x_j)``, with
+       ``grad f(x) = -(1/L) sum_j alpha_j K_M(x, x_j) M (x - x_j) / ||x - x_j||_M``
+       (terms at zero distance dropped);
+
+    then refit the ridge regression with the final ``M``. ``iterations=0`` is plain kernel
+    ridge regression with the Mahalanobis Laplace kernel of ``M_0`` (a probe of a feature matrix).
+    After :meth:`fit`: ``M`` (final feature matrix), ``alpha``, ``history`` (``M`` of every round).
+    """
+
+    def __init__(self, bandwidth: float = 10.0, ridge: float = 1e-3, iterations: int = 5,
+                 power: float = 1.0, M0=None):
+        self.bandwidth = positive_float(bandwidth, "bandwidth")
+        self.ridge = positive_float(ridge, "ridge")
+        self.iterations = positive_int(iterations, "iterations", minimum=0)
+        self.power = positive_float(power, "power")
+        self.M0 = None if M0 is None else as_array(M0, "M0", ndim=2)
+        self.M = self.alpha = self.X = None
+        self.history: list[np.ndarray] = []
+
+    def _solve(self, X, Y, M):
+        K = laplace_kernel(X, None, M, self.bandwidth)
+        K[np.diag_indices_from(K)] += self.ridge
+        return linalg.solve(K, Y, assume_a="pos")
+
+    def _agop(self, X, alpha, M):
+        """``(1/n) sum_x sum_c grad f_c grad f_c^T`` of the fitted predictor on the training inputs."""
+        n = X.shape[0]
+        dist = np.sqrt(_sq_distances(X, X, M, True))
+        K = np.exp(-dist / self.bandwidth)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            Wt = np.where(dist > 0, K / dist, 0.0)  # K / ||x - x_j||_M, zero-distance terms dropped
+        S = Wt @ alpha  # (n, k): sum_j w_ij alpha_jc
+        G = np.zeros((X.shape[1], X.shape[1]))
+        for c in range(alpha.shape[1]):
+            T = Wt @ (alpha[:, c:c + 1] * X)  # (n, d): sum_j w_ij alpha_jc x_j
+            grads = -(X * S[:, c:c + 1] - T) @ M / self.bandwidth
+            G += grads.T @ grads
+        return G / n
+
+    def fit(self, X, Y):
+        X = as_array(X, "X", ndim=2)
+        Y = as_array(Y, "Y", ndim=(1, 2))
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(f"Y must have {X.shape[0]} rows to match X, got shape {Y.shape}")
+        M = _check_M(self.M0, X.shape[1])
+        self.history = [M]
+        for _ in range(self.iterations):
+            alpha = self._solve(X, Y, M)
+            M = psd_power(self._agop(X, alpha, M), self.power)
+            self.history.append(M)
+        self.X, self.M, self.alpha = X, M, self._solve(X, Y, M)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        if self.alpha is None:
+            raise ValueError("call fit(X, Y) before predict")
+        X = as_array(X, "X", ndim=2)
+        if X.shape[1] != self.X.shape[1]:
+            raise ValueError(f"X must have {self.X.shape[1]} columns, got shape {X.shape}")
+        return laplace_kernel(X, self.X, self.M, self.bandwidth) @ self.alpha
