@@ -1,4 +1,4 @@
-"""The ``ntkdyn`` command line: list, run, all, bench, derive.
+"""The ``ntkdyn`` command line: list, run, all, report, bench, derive.
 
 Errors in the user's input print one line (no traceback) and exit with status 2.
 """
@@ -83,6 +83,14 @@ def cmd_derive(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import build_report
+    paths = build_report(args.out, quiet=args.quiet)
+    for path in paths:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ntkdyn", description="Theory beside simulation for neural-tangent-kernel dynamics.")
@@ -109,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller sizes")
     p.add_argument("--only", help="run only benchmarks whose name contains this")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="HTML + Markdown report of every experiment in --out")
+    p.add_argument("--out", default="out", help="folder with the results (default: ./out)")
+    p.add_argument("--quiet", action="store_true", help="no progress or agreement output")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("derive", help="print the sympy derivations")
     p.add_argument("--latex", action="store_true", help="LaTeX instead of pretty text")
