@@ -5,6 +5,7 @@ use (``from theory import relu_ntk``), so ``import theory`` stays cheap (no symp
 """
 __all__ = [
     "kernel_regime",
+    "linearity",
     "nfa",
     "relu_ntk",
     "two_layer_alignment",
