@@ -27,9 +27,14 @@ def _parse_overrides(pairs) -> dict:
     return overrides
 
 
+def _show_progress(quiet: bool) -> bool:
+    """Progress bars only on a terminal, and never with ``--quiet``."""
+    return not quiet and sys.stderr.isatty()
+
+
 def _progress(items, desc, quiet):
     from tqdm.auto import tqdm
-    return tqdm(items, desc=desc, disable=quiet or not sys.stderr.isatty(), unit="exp")
+    return tqdm(items, desc=desc, disable=not _show_progress(quiet), unit="exp")
 
 
 def cmd_list(args) -> int:
@@ -43,7 +48,8 @@ def cmd_run(args) -> int:
     from .runner import run_experiment
     run_experiment(args.name, paper=args.paper, out=args.out,
                    overrides=_parse_overrides(args.set), use_cache=not args.no_cache,
-                   verbose=not args.quiet)
+                   verbose=not args.quiet, scheduler=args.scheduler, workers=args.workers,
+                   progress=_show_progress(args.quiet))
     return 0
 
 
@@ -53,7 +59,8 @@ def cmd_all(args) -> int:
     failed = []
     for name in _progress(list(experiments()), "experiments", args.quiet):
         record = run_experiment(name, paper=args.paper, out=args.out,
-                                use_cache=not args.no_cache, verbose=not args.quiet)
+                                use_cache=not args.no_cache, verbose=not args.quiet,
+                                scheduler=args.scheduler, workers=args.workers)
         failed += [f"{name}.{k}" for k, ok in record["holds"].items() if not ok]
     if failed:
         print(f"ntkdyn: {len(failed)} agreement target(s) not met: {', '.join(failed)}")
@@ -111,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="out", help="output folder (default: ./out)")
         p.add_argument("--no-cache", action="store_true", help="recompute cached results")
         p.add_argument("--quiet", action="store_true", help="no progress or agreement output")
+        p.add_argument("--scheduler", default="process",
+                       help="serial | process (default: local pool, one worker per core) | "
+                            "local (Dask LocalCluster) | tcp://HOST:PORT (Dask scheduler)")
+        p.add_argument("--workers", type=int, default=None, help="workers for process/local")
         p.set_defaults(func=func)
 
     p = sub.add_parser("bench", help="performance benchmarks (ratios measured in one run)")

@@ -40,29 +40,38 @@ def sphere_inputs(n, d, seed):
     return X * (np.sqrt(d) / np.linalg.norm(X, axis=1, keepdims=True))
 
 
-def compute(config) -> dict:
-    X = sphere_inputs(config["n"], config["d"], config["seed"])
+def runs(config) -> list[dict]:
+    """One independent run per (depth, width, seed): the unit a sweep distributes."""
+    keys = ("n", "d", "activation", "seed")
+    return [dict({k: config[k] for k in keys}, depth=int(L), width=2 ** int(w), replicate=s)
+            for L in config["depths"] for w in config["log2_widths"] for s in range(config["seeds"])]
+
+
+def run(point) -> dict:
+    """Empirical NTK of one network at initialisation and its error against the infinite-width NTK."""
+    X = sphere_inputs(point["n"], point["d"], point["seed"])
+    L, m = point["depth"], point["width"]
+    k_inf = infinite_ntk(X, depth=L, activation=point["activation"])
+    net = MLP([point["d"]] + [m] * (L - 1) + [1], activation=point["activation"])
+    K = empirical_ntk(net, net.init(seed=[point["seed"], L, m, point["replicate"]]), X)
+    return {"K": K, "k_inf": k_inf, "error": np.linalg.norm(K - k_inf) / np.linalg.norm(k_inf)}
+
+
+def combine(config, results) -> dict:
+    """Stack the runs (in the order of :func:`runs`) into error arrays and example kernels."""
     depths = np.asarray(config["depths"], dtype=int)
     widths = 2 ** np.asarray(config["log2_widths"], dtype=int)
-    seeds = int(config["seeds"])
-    errors = np.empty((len(depths), len(widths), seeds))
-    k_inf = np.stack([infinite_ntk(X, depth=L, activation=config["activation"]) for L in depths])
-    k_widest = np.empty_like(k_inf)
-    k_narrowest = np.empty_like(k_inf)
-    for a, L in enumerate(depths):
-        for b, m in enumerate(widths):
-            net = MLP([config["d"]] + [int(m)] * (L - 1) + [1], activation=config["activation"])
-            for s in range(seeds):
-                params = net.init(seed=[config["seed"], int(L), int(m), s])
-                K = empirical_ntk(net, params, X)
-                errors[a, b, s] = np.linalg.norm(K - k_inf[a]) / np.linalg.norm(k_inf[a])
-                if s == 0 and b == len(widths) - 1:
-                    k_widest[a] = K
-                if s == 0 and b == 0:
-                    k_narrowest[a] = K
-                del params
+    shape = (len(depths), len(widths), int(config["seeds"]))
+    errors = np.array([float(r["error"]) for r in results]).reshape(shape)
+    K = np.array([r["K"] for r in results]).reshape(shape + results[0]["K"].shape)
+    k_inf = np.array([r["k_inf"] for r in results]).reshape(shape + results[0]["K"].shape)[:, 0, 0]
     return {"depths": depths, "widths": widths, "errors": errors, "k_inf": k_inf,
-            "k_widest": k_widest, "k_narrowest": k_narrowest}
+            "k_widest": K[:, -1, 0], "k_narrowest": K[:, 0, 0]}
+
+
+def compute(config) -> dict:
+    """All runs in this process (the runner distributes :func:`runs` over an executor instead)."""
+    return combine(config, [run(point) for point in runs(config)])
 
 
 def fit_slopes(widths, errors):

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .registry import get_experiment  # noqa: E402
+from .sweep import open_executor, run_cached  # noqa: E402
 from .storage import (atomic_path, config_hash, library_version, load_result,  # noqa: E402
                       save_result, write_json)
 
@@ -51,10 +52,29 @@ def holds(value: float, target) -> bool:
     return bool(low <= value <= high)
 
 
+def compute_result(module, config, cache_dir, scheduler="process", workers=None,
+                   progress=False) -> tuple[dict, str]:
+    """The experiment's arrays and the executor kind that computed them.
+
+    Experiments that split into independent runs (``runs``/``run``/``combine``, see
+    :mod:`figures.sweep`) are distributed over the executor, run by run, with each run cached;
+    the others are computed in this process.
+    """
+    if not hasattr(module, "runs"):
+        return module.compute(config), "serial"
+    points = module.runs(config)
+    with open_executor(scheduler, workers) as (executor, kind):
+        results = run_cached(module.run, points, cache_dir, module.NAME, executor, kind, progress)
+    return module.combine(config, results), kind
+
+
 def run_experiment(name: str, paper: bool = False, out="out", overrides: dict | None = None,
-                   use_cache: bool = True, verbose: bool = True) -> dict:
+                   use_cache: bool = True, verbose: bool = True, scheduler: str | None = "process",
+                   workers: int | None = None, progress: bool = False) -> dict:
     """Run experiment ``name`` and write ``NAME.png`` and ``NAME.json`` into ``out``.
 
+    ``scheduler``: ``"serial"``, ``"process"`` (default), ``"local"`` (Dask) or a Dask
+    address; see :func:`figures.sweep.open_executor`.
     Returns the JSON record ``{"experiment", "config", "agreement", "targets", ...}``.
     """
     module = get_experiment(name)
@@ -63,9 +83,12 @@ def run_experiment(name: str, paper: bool = False, out="out", overrides: dict | 
     cache = out / ".cache" / f"{module.NAME}-{config_hash(module.NAME, config)}.npz"
     start = time.perf_counter()
     result = load_result(cache) if use_cache else None
-    cached = result is not None
+    cached, executor = result is not None, "cache"
     if result is None:
-        result = module.compute(config)
+        if not use_cache:
+            for stale in cache.parent.glob(f"{module.NAME}-run-*"):
+                stale.unlink(missing_ok=True)
+        result, executor = compute_result(module, config, cache.parent, scheduler, workers, progress)
         _check_finite(module.NAME, result)
         save_result(cache, result)
     agreement = {k: float(v) for k, v in module.agreement(result).items()}
@@ -87,6 +110,7 @@ def run_experiment(name: str, paper: bool = False, out="out", overrides: dict | 
         "paper": paper,
         "version": library_version(),
         "cached": cached,
+        "executor": executor,
         "seconds": round(time.perf_counter() - start, 3),
     }
     write_json(out / f"{module.NAME}.json", record)

@@ -35,6 +35,7 @@ def test_run_writes_png_and_json(tmp_path, capsys):
     assert record["config"]["log2_widths"] == [5, 6, 7]
     assert np.isfinite(record["agreement"]["slope_fit"])
     assert record["targets"]["slope_fit"] == [-0.6, -0.4]
+    assert record["executor"] == "process"
     assert (tmp_path / "ntk-width.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "slope_fit" in capsys.readouterr().out
     # the second run is served from the cache and gives the same numbers
@@ -45,7 +46,7 @@ def test_run_writes_png_and_json(tmp_path, capsys):
 def test_corrupt_cache_is_recomputed(tmp_path, capsys):
     overrides = {"log2_widths": [5, 6], "seeds": 1, "n": 6, "d": 3}
     first = run_experiment("ntk-width", out=tmp_path, overrides=overrides, verbose=False)
-    (cache,) = (tmp_path / ".cache").glob("ntk-width-*.npz")
+    (cache,) = (tmp_path / ".cache").glob("ntk-width-[0-9a-f]*.npz")  # the combined result, not a run
     cache.write_bytes(cache.read_bytes()[:40])
     second = run_experiment("ntk-width", out=tmp_path, overrides=overrides, verbose=False)
     assert not second["cached"] and second["agreement"] == first["agreement"]
@@ -57,6 +58,9 @@ def test_corrupt_cache_is_recomputed(tmp_path, capsys):
     (["run", "ntk-width", "--set", "widths=3"], "unknown configuration key 'widths'"),
     (["run", "ntk-width", "--set", "seeds=lots"], "configuration key 'seeds'"),
     (["run", "ntk-width", "--set", "seeds"], "--set expects KEY=VALUE"),
+    (["run", "ntk-width", "--set", "n=5", "--scheduler", "tcp://127.0.0.1:9"],
+     "cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
+    (["run", "ntk-width", "--scheduler", "cloud"], "scheduler must be"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(argv, message, capsys, tmp_path):
     assert cli.main(argv + ["--out", str(tmp_path)]) == 2
