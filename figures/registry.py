@@ -24,6 +24,9 @@ from types import ModuleType
 
 EXPERIMENT_MODULES = [
     "figures.ntk_width",
+    "figures.il_sweep",
+    "figures.il_kernel",
+    "figures.il_gauss_newton",
 ]
 
 _REQUIRED = ("NAME", "DESCRIPTION", "QUICK", "PAPER", "TARGETS", "compute", "agreement", "plot")
