@@ -1,0 +1,232 @@
+"""nfa-rule: speed-limited steps at one layer against plain gradient descent, and RFM.
+
+The rule (:class:`numerics.features.SpeedLimited`, the note's reconstruction of the paper's
+speed-limited optimisation, section 4): the target layer takes steps of fixed Frobenius size
+``speed * ||W_l||_F`` along ``-grad``; the other layers take plain gradient steps. The paper
+(Beaglehole, Mitliagkas & Agarwala 2024, arXiv:2402.05271) reports that such a rule raises the
+NFA correlation of the chosen layer and improves its features.
+
+For plain GD and for the rule at each target layer we train the bias-free five-hidden-layer
+ReLU MLP on the low-rank task ``y = z_1 z_2 + relu(z_3)`` and measure, after ``steps`` steps,
+
+- UC-NFC and C-NFC of every hidden layer (Pearson, power 1);
+- the quality of the learned features on held-out data (normalised test MSE): a Laplace
+  kernel ridge probe on ``x -> F^{1/2} x`` with ``F`` the first layer's NFM (trace-normalised),
+  a linear ridge probe on each hidden representation, the network's own test error, and the
+  principal-angle cosines between the top-3 eigenvectors of the first layer's NFM and the
+  planted subspace ``U``;
+
+and fit a Laplace-kernel Recursive Feature Machine (Radhakrishnan et al. 2024) on the same
+data: its test error, its recovery of ``U``, and the correlation of its feature matrix with the
+networks' first-layer NFM.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from numerics.data import low_rank_task
+from numerics.features import (RecursiveFeatureMachine, SpeedLimited, matrix_correlation,
+                               nfa_correlations, nfm, principal_cosines)
+from numerics.networks import MLP
+from numerics.training import gradient_descent, record_schedule
+
+NAME = "nfa-rule"
+DESCRIPTION = "speed-limited steps at one layer vs GD: NFA per layer, feature quality; RFM"
+
+QUICK = {
+    "n": 256, "n_test": 512, "d": 20, "width": 64, "hidden_layers": 5, "lr": 0.5, "steps": 500,
+    "speed": 0.01, "target_layers": [0, 3], "num_records": 12, "rfm_iterations": 3,
+    "bandwidth": 10.0, "ridge": 1e-3, "seed": 0,
+}
+PAPER = {
+    "n": 512, "n_test": 1000, "d": 20, "width": 128, "hidden_layers": 5, "lr": 0.5,
+    "steps": 1500, "speed": 0.01, "target_layers": [0, 1, 2, 3, 4], "num_records": 20,
+    "rfm_iterations": 5, "bandwidth": 10.0, "ridge": 1e-3, "seed": 0,
+}
+TARGETS = {
+    # the issue: the rule raises the target layer's UC-NFC by >= 0.1 over plain GD
+    "uc_gain_min": (0.1, 1.0),
+    # the note (section 6.2 / 8.12): RFM recovers the planted subspace
+    "rfm_subspace_cos_min": (0.9, 1.0),
+}
+
+
+def _task(point):
+    ds = low_rank_task(point["n"] + point["n_test"], d=point["d"], seed=point["seed"])
+    n = point["n"]
+    return ds.X[:n], ds.Y[:n], ds.X[n:], ds.Y[n:], ds.info["U"]
+
+
+def _nmse(pred, Y):
+    return float(np.mean((pred - Y) ** 2) / np.var(Y))
+
+
+def kernel_probe(F, X, Y, Xt, Yt, bandwidth, ridge) -> float:
+    """Normalised test MSE of Laplace kernel ridge regression with ``M = F`` scaled to trace ``d``."""
+    M = F * (F.shape[0] / np.trace(F))
+    machine = RecursiveFeatureMachine(bandwidth, ridge, iterations=0, M0=M).fit(X, Y)
+    return _nmse(machine.predict(Xt), Yt)
+
+
+def linear_probe(Phi, Y, Phit, Yt, ridge=1e-3) -> float:
+    """Normalised test MSE of ridge regression on features ``Phi`` (with an intercept)."""
+    mean, ymean = Phi.mean(axis=0), Y.mean(axis=0)
+    A, At = Phi - mean, Phit - mean
+    G = A.T @ A
+    G[np.diag_indices_from(G)] += ridge * np.trace(G) / G.shape[0] + 1e-12
+    w = np.linalg.solve(G, A.T @ (Y - ymean))
+    return _nmse(At @ w + ymean, Yt)
+
+
+def runs(config) -> list[dict]:
+    keys = ("n", "n_test", "d", "width", "hidden_layers", "lr", "steps", "speed", "num_records",
+            "rfm_iterations", "bandwidth", "ridge", "seed")
+    base = {k: config[k] for k in keys}
+    L = config["hidden_layers"]
+    for t in config["target_layers"]:
+        if not isinstance(t, int) or not 0 <= t < L:
+            raise ValueError(f"target_layers must hold hidden-layer indices in [0, {L - 1}], got {t!r}")
+    return ([dict(base, kind="gd", target=-1)]
+            + [dict(base, kind="rule", target=int(t)) for t in config["target_layers"]]
+            + [dict(base, kind="rfm", target=-1)])
+
+
+def run(point) -> dict:
+    X, Y, Xt, Yt, U = _task(point)
+    if point["kind"] == "rfm":
+        machine = RecursiveFeatureMachine(point["bandwidth"], point["ridge"],
+                                          point["rfm_iterations"]).fit(X, Y)
+        return {"M": machine.M, "test_error": np.array(_nmse(machine.predict(Xt), Yt)),
+                "subspace_cos": principal_cosines(machine.M, U),
+                "identity_error": np.array(kernel_probe(np.eye(X.shape[1]), X, Y, Xt, Yt,
+                                                        point["bandwidth"], point["ridge"]))}
+    L = point["hidden_layers"]
+    net = MLP([point["d"]] + [point["width"]] * L + [1], activation="relu")
+    p0 = net.init(point["seed"])
+    update = (SpeedLimited(net, point["target"], speed=point["speed"]) if point["kind"] == "rule"
+              else None)
+    schedule = record_schedule(point["steps"], num=point["num_records"], log=True)
+    record = {"nfa": lambda net_, p, X_, Y_: np.stack(list(
+        nfa_correlations(net_, p, X_, p0, range(L)).values()))}
+    kwargs = {} if update is None else {"update": update}
+    tr = gradient_descent(net, p0, X, Y, lr=point["lr"], steps=point["steps"],
+                          record_steps=schedule, record=record, **kwargs)
+    p = tr.params
+    obs = tr.observables["nfa"]  # (records, 2, L)
+    fwd, fwd_t = net.forward(p, X), net.forward(p, Xt)
+    F0, C0 = nfm(p[0]), nfm(p[0] - p0[0])
+    return {
+        "steps": tr.record_steps[1:], "uc": obs[1:, 0], "c": obs[1:, 1], "losses": tr.losses,
+        "test_error": np.array(_nmse(fwd_t.output, Yt)),
+        "kernel_probe": np.array(kernel_probe(F0, X, Y, Xt, Yt, point["bandwidth"],
+                                              point["ridge"])),
+        "linear_probe": np.array([linear_probe(fwd.activations[l + 1], Y,
+                                               fwd_t.activations[l + 1], Yt) for l in range(L)]),
+        "subspace_cos": principal_cosines(F0, U), "centred_subspace_cos": principal_cosines(C0, U),
+        "nfm0": F0, "cnfm0": C0,
+    }
+
+
+def combine(config, results) -> dict:
+    gd, rules, rfm = results[0], results[1:-1], results[-1]
+    out = {"target_layers": np.asarray(config["target_layers"], dtype=int),
+           "steps": np.asarray(gd["steps"])}
+    keys = ("uc", "c", "losses", "test_error", "kernel_probe", "linear_probe", "subspace_cos",
+            "centred_subspace_cos", "nfm0", "cnfm0")
+    for key in keys:
+        out[f"gd_{key}"] = np.asarray(gd[key])
+        out[f"rule_{key}"] = np.stack([np.asarray(r[key]) for r in rules])  # (targets, ...)
+    for key in ("M", "test_error", "subspace_cos", "identity_error"):
+        out[f"rfm_{key}"] = np.asarray(rfm[key])
+    return out
+
+
+def compute(config) -> dict:
+    return combine(config, [run(point) for point in runs(config)])
+
+
+def agreement(result) -> dict:
+    targets = result["target_layers"]
+    idx = np.arange(len(targets))
+    uc_gd, c_gd = result["gd_uc"][-1], result["gd_c"][-1]  # final, per layer
+    uc_rule = result["rule_uc"][idx, -1, targets]
+    c_rule = result["rule_c"][idx, -1, targets]
+    uc_gain, c_change = uc_rule - uc_gd[targets], c_rule - c_gd[targets]
+    out = {"uc_gain_min": float(uc_gain.min()), "uc_gain_max": float(uc_gain.max()),
+           "c_change_mean": float(c_change.mean()),
+           "c_change_min": float(c_change.min()), "c_change_max": float(c_change.max())}
+    for a, t in enumerate(targets):
+        out[f"uc_gain_layer{t + 1}"] = float(uc_gain[a])
+        out[f"c_change_layer{t + 1}"] = float(c_change[a])
+        out[f"linear_probe_error_gd_layer{t + 1}"] = float(result["gd_linear_probe"][t])
+        out[f"linear_probe_error_rule_layer{t + 1}"] = float(result["rule_linear_probe"][a, t])
+        out[f"test_error_rule_layer{t + 1}"] = float(result["rule_test_error"][a])
+    out["test_error_gd"] = float(result["gd_test_error"])
+    out["kernel_probe_error_gd"] = float(result["gd_kernel_probe"])
+    out["subspace_cos_min_gd"] = float(result["gd_subspace_cos"].min())
+    if 0 in targets:
+        a = int(np.flatnonzero(targets == 0)[0])
+        out["kernel_probe_error_rule_layer1"] = float(result["rule_kernel_probe"][a])
+        out["subspace_cos_min_rule_layer1"] = float(result["rule_subspace_cos"][a].min())
+    out["kernel_probe_error_identity"] = float(result["rfm_identity_error"])
+    out["rfm_test_error"] = float(result["rfm_test_error"])
+    out["rfm_subspace_cos_min"] = float(result["rfm_subspace_cos"].min())
+    out["rfm_nfm_correlation_gd"] = matrix_correlation(result["rfm_M"], result["gd_nfm0"])
+    out["rfm_centred_nfm_correlation_gd"] = matrix_correlation(result["rfm_M"], result["gd_cnfm0"])
+    return out
+
+
+def plot(result):
+    import matplotlib.pyplot as plt
+
+    targets, steps = result["target_layers"], result["steps"]
+    L = result["gd_uc"].shape[-1]
+    layers = np.arange(1, L + 1)
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    ax = axes[0]
+    ax.plot(layers, result["gd_uc"][-1], "o-", color="C0", label="GD: UC-NFA")
+    ax.plot(layers, result["gd_c"][-1], "s-", color="C2", label="GD: C-NFA")
+    for a, t in enumerate(targets):
+        ax.plot(layers, result["rule_uc"][a, -1], "o--", color="C0", alpha=0.35 + 0.65 * (a + 1)
+                / len(targets))
+        ax.plot(layers, result["rule_c"][a, -1], "s--", color="C2", alpha=0.35 + 0.65 * (a + 1)
+                / len(targets))
+        ax.scatter([t + 1], [result["rule_uc"][a, -1, t]], s=140, facecolor="none",
+                   edgecolor="C3", zorder=3)
+        ax.scatter([t + 1], [result["rule_c"][a, -1, t]], s=140, facecolor="none",
+                   edgecolor="C1", marker="s", zorder=3)
+    ax.plot([], [], "k--", label="rule (circled: its target layer)")
+    ax.set(xlabel="layer", ylabel=f"correlation at step {int(steps[-1])}", ylim=(0, 1.02),
+           title="NFA per layer: GD (—) vs speed-limited rule (--)")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for a, t in enumerate(targets):
+        line, = ax.plot(steps, result["rule_uc"][a, :, t], label=f"rule at layer {t + 1}: UC")
+        ax.plot(steps, result["gd_uc"][:, t], color=line.get_color(), ls=":",
+                label=f"GD, layer {t + 1}: UC")
+        ax.plot(steps, result["rule_c"][a, :, t], color=line.get_color(), ls="--", lw=0.8)
+    ax.set(xscale="log", xlabel="GD step", ylabel="correlation at the target layer",
+           ylim=(0, 1.02), title="target layer: UC (—, GD ···), C (--)")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    width = 0.8 / (len(targets) + 1)
+    ax.bar(layers - 0.4 + width / 2, result["gd_linear_probe"], width, label="GD")
+    for a, t in enumerate(targets):
+        ax.bar(layers - 0.4 + (a + 1.5) * width, result["rule_linear_probe"][a], width,
+               label=f"rule at layer {t + 1}")
+    ax.set(xlabel="hidden representation of layer", ylabel="normalised test MSE",
+           title="linear probe on hidden features")
+    ax.legend(fontsize=7)
+    ax = axes[3]
+    names = ["Laplace (M = I)", "NFM$_1$ of GD"]
+    values = [float(result["rfm_identity_error"]), float(result["gd_kernel_probe"])]
+    for a, t in enumerate(targets):
+        names.append(f"NFM$_1$, rule at {t + 1}")
+        values.append(float(result["rule_kernel_probe"][a]))
+    names.append("RFM")
+    values.append(float(result["rfm_test_error"]))
+    ax.barh(np.arange(len(names)), values, color=["0.6", "C0"] + ["C1"] * len(targets) + ["C3"])
+    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
+    ax.set(xlabel="normalised test MSE", title="Laplace kernel probe on x -> F^{1/2} x")
+    fig.tight_layout()
+    return fig

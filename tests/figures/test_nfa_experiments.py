@@ -1,0 +1,95 @@
+"""The neural-feature-ansatz experiments at reduced scale: the issue's targets, plots, the runner."""
+import json
+
+import matplotlib.figure
+import numpy as np
+import pytest
+
+from figures import nfa_early_time, nfa_rule, nfa_training
+from figures.registry import experiments
+from figures.runner import run_experiment
+
+MODULES = (nfa_training, nfa_early_time, nfa_rule)
+
+
+def _holds(module, numbers, name):
+    low, high = module.TARGETS[name]
+    return low <= numbers[name] <= high
+
+
+def test_registered():
+    names = experiments()
+    for module in MODULES:
+        assert names[module.NAME] is module
+
+
+def test_training_centred_above_uncentred_early_reduced():
+    config = dict(nfa_training.QUICK, n=256, width=64, steps=120, num_records=8)
+    result = nfa_training.compute(config)
+    numbers = nfa_training.agreement(result)
+    for name in ("c_minus_uc_min_early", "c_min_early"):
+        assert _holds(nfa_training, numbers, name), numbers
+    assert numbers["loss_ratio"] < 0.9  # 120 steps: training has begun
+    assert result["lowrank_uc"].shape == (1, len(result["lowrank_steps"]), 5)
+    assert 10 in result["lowrank_steps"] and np.all(np.isfinite(result["lowrank_c"]))
+    # uncentred correlation at init falls with depth (set by the initialisation)
+    assert numbers["uc_first_layer_early"] > numbers["uc_last_layer_early"] + 0.3
+    assert isinstance(nfa_training.plot(result), matplotlib.figure.Figure)
+
+
+def test_training_on_digits_where_scikit_learn_is_installed():
+    pytest.importorskip("sklearn")
+    config = dict(nfa_training.QUICK, datasets=["digits"], n=200, width=32, steps=20,
+                  num_records=4)
+    result = nfa_training.compute(config)
+    assert result["digits_uc"].shape[-1] == 5 and np.all(np.isfinite(result["digits_c"]))
+
+
+def test_early_time_prediction_within_five_percent_reduced():
+    config = dict(nfa_early_time.QUICK, n=128, width=32, init_scales=[0.5, 2.0], steps=60,
+                  num_records=8, wide_width=1024)
+    result = nfa_early_time.compute(config)
+    numbers = nfa_early_time.agreement(result)
+    assert _holds(nfa_early_time, numbers, "max_rel_error_small_t"), numbers
+    assert _holds(nfa_early_time, numbers, "two_layer_arccos_abs_error"), numbers
+    assert result["pred"].shape == (2, 5) and result["c"].shape[0] == 2
+    assert isinstance(nfa_early_time.plot(result), matplotlib.figure.Figure)
+
+
+def test_rule_raises_the_target_layer_and_rfm_recovers_the_subspace_reduced():
+    config = dict(nfa_rule.QUICK, n=256, n_test=256, width=64, steps=300, target_layers=[3],
+                  rfm_iterations=2, num_records=6)
+    result = nfa_rule.compute(config)
+    numbers = nfa_rule.agreement(result)
+    assert _holds(nfa_rule, numbers, "uc_gain_min"), numbers
+    assert _holds(nfa_rule, numbers, "rfm_subspace_cos_min"), numbers
+    assert np.isfinite(numbers["c_change_layer4"])
+    # RFM beats the plain Laplace kernel on the low-rank task
+    assert numbers["rfm_test_error"] < numbers["kernel_probe_error_identity"]
+    assert isinstance(nfa_rule.plot(result), matplotlib.figure.Figure)
+
+
+def test_bad_configurations_name_the_key():
+    with pytest.raises(ValueError, match="datasets"):
+        nfa_training.runs(dict(nfa_training.QUICK, datasets=["cifar"]))
+    with pytest.raises(ValueError, match="target_layers"):
+        nfa_rule.runs(dict(nfa_rule.QUICK, target_layers=[5]))
+
+
+def test_runner_writes_png_and_json(tmp_path):
+    tiny = {"n": 64, "width": 16, "init_scales": [1.0], "steps": 20, "num_records": 5,
+            "wide_width": 256}
+    record = run_experiment("nfa-early-time", out=tmp_path, overrides=tiny, verbose=False,
+                            scheduler="serial")
+    assert (tmp_path / "nfa-early-time.png").stat().st_size > 0
+    saved = json.loads((tmp_path / "nfa-early-time.json").read_text())
+    assert saved["agreement"] == record["agreement"]
+    assert record["holds"]["max_rel_error_small_t"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.NAME)
+def test_paper_scale_targets(module):
+    numbers = module.agreement(module.compute(module.PAPER))
+    for name in module.TARGETS:
+        assert _holds(module, numbers, name), (name, numbers)
