@@ -27,6 +27,9 @@ EXPERIMENT_MODULES = [
     "figures.il_sweep",
     "figures.il_kernel",
     "figures.il_gauss_newton",
+    "figures.nfa_training",
+    "figures.nfa_early_time",
+    "figures.nfa_rule",
 ]
 
 _REQUIRED = ("NAME", "DESCRIPTION", "QUICK", "PAPER", "TARGETS", "compute", "agreement", "plot")
