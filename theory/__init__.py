@@ -4,10 +4,13 @@ Never trains a network; imports numpy, scipy and sympy only. Submodules are impo
 use (``from theory import relu_ntk``), so ``import theory`` stays cheap (no sympy).
 """
 __all__ = [
+    "deep_linear",
+    "kernel_evolution",
     "kernel_regime",
     "linearity",
     "nfa",
     "relu_ntk",
+    "symbolic",
     "two_layer_alignment",
     "validation",
 ]

@@ -1,0 +1,296 @@
+"""Toy model in which the kernel evolves to accelerate training.
+
+Function-space model on ``P`` training points (``papers/shan_bordelon.md`` sec. 3, a
+reconstruction of Shan & Bordelon, arXiv:2105.14301): residual ``D = y - f`` (``f(0) = 0``,
+so ``D(0) = y``), kernel ``K`` (``P x P``, symmetric PSD)::
+
+    dD/dt = -K D                                     (df/dt = K D)
+    dK/dt = eta (K D D^T + D D^T K)                  multiplicative rule (T1)
+    dK/dt = eta D D^T                                additive rule (T2)
+
+with optional trace normalisation ``dK/dt <- G - (Tr G / Tr K) K`` for the raw rate ``G``
+(for T1 this is the note's ``-(2 eta D^T K D / Tr K) K``), which keeps ``Tr K`` constant.
+The residual is integrated directly (not ``f``), so the loss ``1/2 ||D||^2`` keeps its
+relative accuracy far below ``||y||^2`` instead of being lost to cancellation in ``y - f``.
+
+Closed form (target on one eigenvector of ``K_0``, eigenvalue ``lam0``; ``U = ||D||^2``),
+verified in :func:`theory.symbolic.verify_toy_closed_form`:
+
+* T1: ``lam + eta U = c`` conserved, ``U(t) = c u0 / (eta u0 + lam0 e^(2ct))``,
+  ``lam(inf) = lam0 + eta ||y||^2``;
+* T2: ``lam^2 + eta U = c2`` conserved, ``lam(t) = sqrt(c2) tanh(sqrt(c2) t + atanh(lam0/sqrt(c2)))``,
+  ``lam(inf) = sqrt(lam0^2 + eta ||y||^2)``.
+
+With a static kernel (``eta = 0``) and eigen-coefficients ``y_k`` the loss is
+``1/2 sum_k y_k^2 e^(-2 lam_k t)`` (:func:`static_loss`), a power law ``t^(-(a-1)/b)`` for
+``lam_k ~ k^(-b)``, ``y_k^2 ~ k^(-a)`` at intermediate times.
+
+STYLE habit 1: :func:`ode_rhs`, :func:`initial_state`, :func:`closed_form`, :func:`observables`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from .validation import as_array, as_generator, one_of, positive_float, positive_int
+
+__all__ = [
+    "VARIANTS",
+    "ToyTrajectory",
+    "kernel_rate",
+    "ode_rhs",
+    "initial_state",
+    "unpack_state",
+    "integrate",
+    "closed_form",
+    "final_eigenvalue",
+    "invariant",
+    "static_loss",
+    "power_law_problem",
+    "observables",
+]
+
+VARIANTS = ("multiplicative", "additive")
+
+
+@dataclass
+class ToyTrajectory:
+    """Solution of the toy model at times ``t``: ``residual[i] = y - f(t_i)``, ``kernel[i] = K(t_i)``."""
+
+    t: np.ndarray
+    residual: np.ndarray
+    kernel: np.ndarray
+    y: np.ndarray
+    eta: float
+    variant: str
+    normalise: bool
+
+    @property
+    def output(self) -> np.ndarray:
+        """``f(t) = y - residual`` (loses relative accuracy once the residual is tiny)."""
+        return self.y[None, :] - self.residual
+
+    @property
+    def loss(self) -> np.ndarray:
+        """``1/2 ||y - f||^2`` at every time."""
+        return 0.5 * np.sum(self.residual ** 2, axis=1)
+
+
+def kernel_rate(K, residual, eta: float, variant: str = "multiplicative",
+                normalise: bool = False) -> np.ndarray:
+    """``dK/dt``: ``eta (K D D^T + D D^T K)`` (T1) or ``eta D D^T`` (T2), optionally trace-normalised."""
+    if variant == "multiplicative":
+        KD = K @ residual
+        G = eta * (np.outer(KD, residual) + np.outer(residual, KD))
+    else:
+        G = eta * np.outer(residual, residual)
+    if normalise:
+        G = G - (np.trace(G) / np.trace(K)) * K
+    return G
+
+
+def ode_rhs(t, state, P: int, eta: float, variant: str = "multiplicative",
+            normalise: bool = False) -> np.ndarray:
+    """Right-hand side for the flat state ``[D (P), K (P*P) row-major]``: ``dD/dt = -K D`` and :func:`kernel_rate`."""
+    residual = state[:P]
+    K = state[P:].reshape(P, P)
+    out = np.empty_like(state)
+    out[:P] = -K @ residual
+    out[P:] = kernel_rate(K, residual, eta, variant, normalise).ravel()
+    return out
+
+
+def _problem(K0, y):
+    y = as_array(y, "y", ndim=1)
+    K0 = as_array(K0, "K0", ndim=2)
+    P = y.size
+    if K0.shape != (P, P):
+        raise ValueError(f"K0 must have shape ({P}, {P}), got {K0.shape}")
+    if not np.allclose(K0, K0.T, rtol=1e-12, atol=1e-12 * max(1.0, np.abs(K0).max())):
+        raise ValueError("K0 must be symmetric")
+    return K0, y
+
+
+def initial_state(K0, y, f0=None) -> np.ndarray:
+    """Flat initial state ``[y - f0, K0]`` (``f0 = 0`` by default)."""
+    K0, y = _problem(K0, y)
+    r0 = y.copy() if f0 is None else y - as_array(f0, "f0", ndim=1)
+    if r0.shape != y.shape:
+        raise ValueError(f"f0 must have shape {y.shape}")
+    return np.concatenate([r0, K0.ravel()])
+
+
+def unpack_state(state, P: int):
+    """``(residual, K)`` from a flat state (or a ``(..., P + P*P)`` stack of them)."""
+    state = np.asarray(state)
+    return state[..., :P], state[..., P:].reshape(state.shape[:-1] + (P, P))
+
+
+def integrate(K0, y, t, eta: float, variant: str = "multiplicative", normalise: bool = False,
+              f0=None, rtol: float = 1e-10, atol: float = 1e-14, method: str = "DOP853") -> ToyTrajectory:
+    """Integrate the toy model with ``scipy.integrate.solve_ivp`` from ``t = 0``.
+
+    Parameters
+    ----------
+    K0 : array_like, shape (P, P)
+        Symmetric initial kernel.
+    y : array_like, shape (P,)
+        Targets; ``f(0) = f0`` (default 0).
+    t : array_like, shape (T,)
+        Output times, ``>= 0``, non-decreasing.
+    eta : float
+        Feature-speed parameter ``eta >= 0`` (``0``: static kernel).
+    variant : {"multiplicative", "additive"}
+        T1 or T2 (module docstring).
+    normalise : bool
+        Keep ``Tr K`` fixed.
+    rtol, atol, method
+        ``solve_ivp`` settings; the state is the residual (not ``f``), so ``atol`` is an
+        absolute tolerance on ``y - f`` and on ``K``.
+
+    Raises
+    ------
+    RuntimeError
+        If the integration fails or produces non-finite values.
+    """
+    K0, y = _problem(K0, y)
+    eta = positive_float(eta, "eta", allow_zero=True)
+    one_of(variant, "variant", VARIANTS)
+    t = np.atleast_1d(as_array(t, "t", ndim=(0, 1)))
+    if t.size == 0 or np.any(t < 0) or np.any(np.diff(t) < 0):
+        raise ValueError("t must be a non-empty, non-decreasing array of times >= 0")
+    if normalise and np.trace(K0) <= 0:
+        raise ValueError("trace normalisation needs Tr K0 > 0")
+    P = y.size
+    x0 = initial_state(K0, y, f0)
+    if t[-1] == 0.0:
+        Y = np.repeat(x0[None], t.size, axis=0)
+    else:
+        sol = _solve_ivp(ode_rhs, (0.0, float(t[-1])), x0, method=method, t_eval=t,
+                         rtol=positive_float(rtol, "rtol"), atol=positive_float(atol, "atol"),
+                         args=(P, eta, variant, normalise))
+        if not sol.success or sol.y.shape[1] != t.size or not np.all(np.isfinite(sol.y)):
+            raise RuntimeError(f"toy kernel model: integration failed "
+                               f"({getattr(sol, 'message', 'non-finite solution')})")
+        Y = sol.y.T
+    residual, K = unpack_state(Y, P)
+    return ToyTrajectory(t=t, residual=residual, kernel=K, y=y, eta=eta, variant=variant,
+                         normalise=bool(normalise))
+
+
+def _solve_ivp(*args, **kwargs):
+    """Indirection so tests can make the integrator fail."""
+    return solve_ivp(*args, **kwargs)
+
+
+def _logcosh(x):
+    x = np.abs(x)
+    return x + np.log1p(np.exp(-2.0 * x)) - np.log(2.0)
+
+
+def closed_form(t, lam0: float, u0: float, eta: float, variant: str = "multiplicative"):
+    """Single-eigenvector solution ``(lam(t), U(t))``, ``U = ||y - f||^2``, ``U(0) = u0 = ||y||^2``.
+
+    T1: ``U = c u0 e^(-2ct) / (eta u0 e^(-2ct) + lam0)``, ``lam = c - eta U``, ``c = lam0 + eta u0``.
+    T2: ``lam = r tanh(r t + phi0)``, ``U = u0 cosh^2(phi0) / cosh^2(r t + phi0)``,
+    ``r = sqrt(lam0^2 + eta u0)``, ``phi0 = atanh(lam0 / r)`` (written overflow-free).
+    Untrainable limits: ``lam0 = 0`` under T1 keeps ``U = u0``; ``eta = 0`` gives
+    ``U = u0 e^(-2 lam0 t)``.
+    """
+    one_of(variant, "variant", VARIANTS)
+    t = as_array(t, "t")
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0")
+    lam0 = positive_float(lam0, "lam0", allow_zero=True)
+    u0 = positive_float(u0, "u0", allow_zero=True)
+    eta = positive_float(eta, "eta", allow_zero=True)
+    if u0 == 0.0:
+        return np.full(t.shape, lam0), np.zeros(t.shape)
+    if eta == 0.0:
+        return np.full(t.shape, lam0), u0 * np.exp(-2.0 * lam0 * t)
+    if variant == "multiplicative":
+        if lam0 == 0.0:
+            return np.zeros(t.shape), np.full(t.shape, u0)
+        c = lam0 + eta * u0
+        decay = np.exp(-2.0 * c * t)
+        U = c * u0 * decay / (eta * u0 * decay + lam0)
+        return c - eta * U, U
+    r = np.sqrt(lam0 ** 2 + eta * u0)
+    phi0 = 0.5 * (2.0 * np.log(r + lam0) - np.log(eta * u0))   # atanh(lam0/r), r - lam0 = eta u0/(r + lam0)
+    arg = r * t + phi0
+    lam_t = r * np.tanh(arg)
+    U = u0 * np.exp(2.0 * (_logcosh(phi0) - _logcosh(arg)))
+    return lam_t, U
+
+
+def final_eigenvalue(lam0: float, u0: float, eta: float, variant: str = "multiplicative") -> float:
+    """``lam(inf)``: ``lam0 + eta u0`` (T1) or ``sqrt(lam0^2 + eta u0)`` (T2), from the conservation law."""
+    one_of(variant, "variant", VARIANTS)
+    lam0 = positive_float(lam0, "lam0", allow_zero=True)
+    u0 = positive_float(u0, "u0", allow_zero=True)
+    eta = positive_float(eta, "eta", allow_zero=True)
+    if variant == "multiplicative":
+        return lam0 + eta * u0 if lam0 > 0 else 0.0
+    return float(np.sqrt(lam0 ** 2 + eta * u0))
+
+
+def invariant(lam, U, eta: float, variant: str = "multiplicative"):
+    """Conserved quantity of the single-eigenvector dynamics: ``lam + eta U`` (T1), ``lam^2 + eta U`` (T2)."""
+    one_of(variant, "variant", VARIANTS)
+    lam = np.asarray(lam, dtype=np.float64)
+    U = np.asarray(U, dtype=np.float64)
+    return lam + eta * U if variant == "multiplicative" else lam ** 2 + eta * U
+
+
+def static_loss(eigenvalues, coefficients, t) -> np.ndarray:
+    """Frozen-kernel loss ``1/2 sum_k y_k^2 e^(-2 lam_k t)`` (``eta = 0``), shape ``(len(t),)``."""
+    lam = as_array(eigenvalues, "eigenvalues", ndim=1)
+    yk = as_array(coefficients, "coefficients", ndim=1)
+    t = np.atleast_1d(as_array(t, "t", ndim=(0, 1)))
+    if lam.shape != yk.shape:
+        raise ValueError("eigenvalues and coefficients must have the same shape")
+    return 0.5 * np.exp(-2.0 * t[:, None] * lam[None, :]) @ (yk ** 2)
+
+
+def power_law_problem(P: int, b: float = 1.5, a: float = 2.0, seed=0, y_norm: float = 1.0):
+    """Kernel ``K0 = Q diag(k^-b) Q^T`` with a random orthogonal ``Q`` and target power ``y_k^2 ~ k^-a``.
+
+    Returns ``(K0, y, eigenvalues, Q)``; the coefficients of ``y`` are ``Q^T y`` (positive,
+    ``||y|| = y_norm``). The frozen-kernel loss decays as ``t^(-(a-1)/b)`` while
+    ``1/lam_1 << t << 1/lam_P``.
+    """
+    P = positive_int(P, "P")
+    b = positive_float(b, "b")
+    a = positive_float(a, "a", allow_zero=True)
+    y_norm = positive_float(y_norm, "y_norm")
+    rng = as_generator(seed)
+    Q, R = np.linalg.qr(rng.standard_normal((P, P)))
+    Q = Q * np.sign(np.diag(R))
+    k = np.arange(1, P + 1, dtype=np.float64)
+    lam = k ** (-b)
+    coef = k ** (-a / 2.0)
+    coef *= y_norm / np.linalg.norm(coef)
+    K0 = (Q * lam) @ Q.T
+    K0 = 0.5 * (K0 + K0.T)
+    return K0, Q @ coef, lam, Q
+
+
+def observables(traj: ToyTrajectory, y=None) -> dict:
+    """Loss, alignment, spectrum and target overlap along a :class:`ToyTrajectory`.
+
+    ``loss = 1/2 ||D||^2``; ``alignment = y^T K y / (||K||_F ||y||^2)``;
+    ``eigenvalues`` (descending, ``(T, P)``); ``top_overlap = (phi_1 . y)^2 / ||y||^2`` for the
+    top eigenvector ``phi_1`` of ``K(t)``.
+    """
+    y = traj.y if y is None else as_array(y, "y", ndim=1)
+    K = traj.kernel
+    yy = float(y @ y)
+    align = np.einsum("i,tij,j->t", y, K, y) / (np.linalg.norm(K, axis=(1, 2)) * yy)
+    evals, evecs = np.linalg.eigh(0.5 * (K + np.swapaxes(K, 1, 2)))
+    evals = evals[:, ::-1]
+    top = evecs[:, :, -1]
+    overlap = (top @ y) ** 2 / yy
+    return {"t": traj.t, "loss": traj.loss, "alignment": align, "eigenvalues": evals,
+            "top_overlap": overlap}
