@@ -1,0 +1,108 @@
+"""Iterative-linearisation performance: one linearised step (JVP + VJP) as a ratio to one ordinary
+gradient step, measured in the same run (target: at most 3x).
+
+1. Full batch: the forward pass at the linearisation point is cached for the block, so a step is
+   one forward-mode pass (``J v``) and one back-propagation (``J^T g``).
+2. Minibatch: nothing is cached; a step is a forward pass at ``theta_tilde`` + JVP + VJP.
+3. The whole training loop, ``iterative_linearised_training`` (K = 100) against
+   ``training.gradient_descent``, per step.
+
+Run: ``ntkdyn bench --only linearised`` (``--quick`` for smaller sizes) or
+``python benchmarks/bench_linearised.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_time  # noqa: E402
+
+from numerics.linearised import LinearisedMLP, iterative_linearised_training  # noqa: E402
+from numerics.networks import MLP  # noqa: E402
+from numerics.training import gradient_descent  # noqa: E402
+
+
+def _problem(n, widths, seed=0):
+    rng = np.random.default_rng(seed)
+    net = MLP(widths)
+    params = net.init(rng)
+    X = rng.standard_normal((n, widths[0]))
+    Y = rng.standard_normal((n, widths[-1]))
+    theta = [W + 0.01 * rng.standard_normal(W.shape) for W in params]
+    return net, params, theta, X, Y
+
+
+def step_ratio(n, widths, batch, inner, repeats):
+    """Seconds per step: (linearised, gradient) on the full batch or on fresh minibatches."""
+    net, params, theta, X, Y = _problem(n, widths)
+    model = LinearisedMLP(net, params)
+    if batch is None:
+        model.point(X)  # the block's cached forward pass at theta_tilde
+
+        def lin():
+            for _ in range(inner):
+                model.loss_and_gradients(theta, X, Y)
+
+        def grad():
+            for _ in range(inner):
+                net.loss_and_gradients(theta, X, Y)
+    else:
+        rng = np.random.default_rng(1)
+        batches = [np.sort(rng.choice(n, batch, replace=False)) for _ in range(inner)]
+
+        def lin():
+            for idx in batches:
+                model.loss_and_gradients(theta, X[idx], Y[idx], cache=False)
+
+        def grad():
+            for idx in batches:
+                net.loss_and_gradients(theta, X[idx], Y[idx])
+    return _interleaved(lin, grad, repeats, inner)
+
+
+def _interleaved(first, second, repeats, per_call=1):
+    """Best times of two functions timed alternately, so load changes hit both alike."""
+    times = np.array([(best_time(first, 1), best_time(second, 1)) for _ in range(repeats)])
+    return tuple(times.min(axis=0) / per_call)
+
+
+def loop_ratio(n, widths, steps, repeats):
+    net, params, _, X, Y = _problem(n, widths)
+    return _interleaved(lambda: iterative_linearised_training(net, params, X, Y, 0.1, steps, 100),
+                        lambda: gradient_descent(net, params, X, Y, 0.1, steps), repeats, steps)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    q = args.quick
+    repeats, inner = (7, 50) if q else (9, 100)
+    cases = [("default task", 200, [20, 256, 1]),
+             ("wide", 1000 if q else 2000, [100, 1024 if q else 4096, 1]),
+             ("depth 4", 500 if q else 1000, [50, 256 if q else 512, 256 if q else 512,
+                                              256 if q else 512, 10])]
+    print("1. full batch, cached forward pass at theta_tilde: linearised step / gradient step")
+    for name, n, widths in cases:
+        t_lin, t_gd = step_ratio(n, widths, None, inner, repeats)
+        print(f"   {name:<13s} n={n:<5d} widths={widths}: linearised {t_lin * 1e3:8.3f} ms, "
+              f"gradient {t_gd * 1e3:8.3f} ms, ratio {t_lin / t_gd:.2f} (target <= 3)")
+    print("2. minibatch of 64, nothing cached: linearised step / gradient step")
+    for name, n, widths in cases:
+        t_lin, t_gd = step_ratio(n, widths, 64, inner, repeats)
+        print(f"   {name:<13s} n={n:<5d} widths={widths}: linearised {t_lin * 1e3:8.3f} ms, "
+              f"gradient {t_gd * 1e3:8.3f} ms, ratio {t_lin / t_gd:.2f} (target <= 3)")
+    steps = 200 if q else 1000
+    name, n, widths = cases[0]
+    t_il, t_gd = loop_ratio(n, widths, steps, 2 if q else 3)
+    print(f"3. training loop, {name}, {steps} steps, K = 100: iterative linearisation "
+          f"{t_il * 1e3:.3f} ms/step, gradient descent {t_gd * 1e3:.3f} ms/step, "
+          f"ratio {t_il / t_gd:.2f} (target <= 3)")
+
+
+if __name__ == "__main__":
+    main()
