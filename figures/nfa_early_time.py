@@ -10,9 +10,9 @@ a function of the layer inputs, the residuals ``f_0 - y`` and the initial PTK on
 ``O(t)``. Simulation: a bias-free ReLU MLP (five hidden layers) on the low-rank task, trained
 by gradient descent with learning rate ``lr / max(init_scale, 1)^(2 L)`` (the NTK grows like
 ``init_scale^(2 L)`` for ``L`` hidden layers; a small init scale keeps ``lr``, as its larger
-relative steps would diverge), C-NFC recorded at log-spaced steps. A second check uses no network weights at all: for a wide
-two-layer ReLU network the PTK is replaced by its infinite-width limit, the degree-0
-arc-cosine kernel of the inputs (:func:`theory.nfa.relu_ptk_two_layer`).
+relative steps would diverge), C-NFC recorded at log-spaced steps. A second check uses no
+hidden weights at all: for a wide two-layer ReLU network the PTK is replaced by its
+infinite-width limit, the degree-0 arc-cosine kernel of the inputs (:func:`theory.nfa.relu_ptk_two_layer`).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from numerics.training import gradient_descent, record_schedule
 from theory.nfa import early_centered_nfc, relu_ptk_two_layer
 
 NAME = "nfa-early-time"
-DESCRIPTION = "early-time C-NFA prediction from inputs, labels and the initial PTK vs GD, by init scale"
+DESCRIPTION = "early-time C-NFA theory (inputs, labels, initial PTK) vs GD, across init scales"
 
 QUICK = {
     "n": 256, "d": 20, "width": 64, "hidden_layers": 5, "init_scales": [0.5, 1.0, 2.0],

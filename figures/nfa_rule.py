@@ -62,7 +62,7 @@ def _nmse(pred, Y):
 
 
 def kernel_probe(F, X, Y, Xt, Yt, bandwidth, ridge) -> float:
-    """Normalised test MSE of Laplace kernel ridge regression with ``M = F`` scaled to trace ``d``."""
+    """Normalised test MSE of Laplace kernel ridge regression, ``M = F`` scaled to trace ``d``."""
     M = F * (F.shape[0] / np.trace(F))
     machine = RecursiveFeatureMachine(bandwidth, ridge, iterations=0, M0=M).fit(X, Y)
     return _nmse(machine.predict(Xt), Yt)
@@ -85,7 +85,8 @@ def runs(config) -> list[dict]:
     L = config["hidden_layers"]
     for t in config["target_layers"]:
         if not isinstance(t, int) or not 0 <= t < L:
-            raise ValueError(f"target_layers must hold hidden-layer indices in [0, {L - 1}], got {t!r}")
+            raise ValueError(f"target_layers must hold hidden-layer indices in [0, {L - 1}], "
+                             f"got {t!r}")
     return ([dict(base, kind="gd", target=-1)]
             + [dict(base, kind="rule", target=int(t)) for t in config["target_layers"]]
             + [dict(base, kind="rfm", target=-1)])

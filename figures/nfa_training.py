@@ -48,7 +48,7 @@ DATASETS = ("lowrank", "digits")
 
 def digits_available() -> bool:
     try:
-        import sklearn.datasets  # noqa: F401
+        import sklearn.datasets  # noqa: F401 - only whether it imports
     except ImportError:
         return False
     return True

@@ -88,7 +88,7 @@ def _covariance_from_signals(b) -> np.ndarray:
 
 
 def tangent_feature_covariance(net: MLP, params, X, layer):
-    """PTK feature covariance ``K = sum_x sum_j b_j(x) b_j(x)^T``, ``b_j = d f_j / d h``, shape ``(m, m)``.
+    """PTK feature covariance ``K = sum_x sum_j b_j(x) b_j(x)^T`` (``b_j = d f_j / d h``), (m, m).
 
     ``h`` is the pre-activation of weight matrix ``layer``. ``layer=None`` returns the list for
     every layer from one forward and one (batched) backward pass.
@@ -104,7 +104,7 @@ def tangent_feature_covariance(net: MLP, params, X, layer):
 
 
 def agop(net: MLP, params, X, layer) -> np.ndarray:
-    """AGOP with respect to the input ``a`` of weight matrix ``layer``: ``G = c^2 W^T K W``, ``(d, d)``.
+    """AGOP with respect to the input ``a`` of weight matrix ``layer``: ``G = c^2 W^T K W``.
 
     ``G = sum_x sum_j grad_a f_j(x) grad_a f_j(x)^T`` (a sum over the data, not a mean), computed
     through the chain rule ``grad_a f_j = c W^T b_j`` from :func:`tangent_feature_covariance`.
@@ -244,7 +244,8 @@ def svd_alignment(W, K, kind: str = "cosine") -> float:
     W = as_array(W, "W", ndim=2)
     K = as_array(K, "K", ndim=2)
     if K.shape != (W.shape[0], W.shape[0]):
-        raise ValueError(f"K must have shape ({W.shape[0]}, {W.shape[0]}) to match W, got {K.shape}")
+        raise ValueError(f"K must have shape ({W.shape[0]}, {W.shape[0]}) to match W, "
+                         f"got {K.shape}")
     U, s, Vt = np.linalg.svd(W, full_matrices=False)
     Q = U.T @ K @ U
     SQS = s[:, None] * Q * s[None, :]
@@ -259,7 +260,8 @@ def svd_alignment(W, K, kind: str = "cosine") -> float:
         nf2 -= d * d * fbar ** 2
         ng2 -= d * d * gbar ** 2
     if nf2 <= 0 or ng2 <= 0:
-        raise ValueError(f"the {kind} alignment is undefined for a constant (or zero) W^T W or W^T K W")
+        raise ValueError(f"the {kind} alignment is undefined for a constant (or zero) "
+                         "W^T W or W^T K W")
     return float(np.clip(inner / np.sqrt(nf2 * ng2), -1.0, 1.0))
 
 
@@ -380,7 +382,7 @@ def laplace_kernel(X, Z=None, M=None, bandwidth: float = 10.0) -> np.ndarray:
 
 
 class RecursiveFeatureMachine:
-    """Laplace-kernel Recursive Feature Machine (Radhakrishnan et al. 2024, section 6.2 of the note).
+    """Laplace-kernel Recursive Feature Machine (Radhakrishnan et al. 2024; note section 6.2).
 
     Starting from ``M_0`` (identity by default), repeat ``iterations`` times:
 
@@ -411,7 +413,7 @@ class RecursiveFeatureMachine:
         return linalg.solve(K, Y, assume_a="pos")
 
     def _agop(self, X, alpha, M):
-        """``(1/n) sum_x sum_c grad f_c grad f_c^T`` of the fitted predictor on the training inputs."""
+        """``(1/n) sum_x sum_c grad f_c grad f_c^T`` of the fitted predictor, on its inputs."""
         n = X.shape[0]
         dist = np.sqrt(_sq_distances(X, X, M, True))
         K = np.exp(-dist / self.bandwidth)

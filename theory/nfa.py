@@ -25,8 +25,8 @@ and the centred correlation tends, as ``t -> 0``, to
     C-NFC(0+) = rho(M^T Theta M, M^T Theta^2 M),
 
 with the learning rate and the time cancelling inside the scale-invariant ``rho``. It depends on
-the inputs (through ``a``), the labels (through ``r``, ``≈ -y`` when the initial outputs are small)
-and the PTK only. The error at time ``t`` is ``O(t)``.
+the inputs (through ``a``), the labels (through ``r``, ``≈ -y`` when the initial outputs are
+small) and the PTK only. The error at time ``t`` is ``O(t)``.
 
 Special cases: for a linear activation ``Theta`` is constant across examples, ``dW`` has rank one
 per output and the prediction is exactly 1; for the first layer of a wide two-layer ReLU network
@@ -45,8 +45,8 @@ KINDS = ("pearson", "cosine")
 def matrix_correlation(A, B, kind: str = "pearson") -> float:
     """Correlation ``rho(A, B)`` of two matrices' entries.
 
-    ``kind="pearson"``: ``<A - abar, B - bbar>_F / (||A - abar||_F ||B - bbar||_F)`` with ``abar`` the
-    mean entry (the ``mat_cov`` of the authors' code, dmbeaglehole/centered_NFA);
+    ``kind="pearson"``: ``<A - abar, B - bbar>_F / (||A - abar||_F ||B - bbar||_F)`` with ``abar``
+    the mean entry (the ``mat_cov`` of the authors' code, dmbeaglehole/centered_NFA);
     ``kind="cosine"``: ``<A, B>_F / (||A||_F ||B||_F)`` (Radhakrishnan et al. 2024's ``correlate``).
     Symmetric, invariant to positive scalings of either argument, in ``[-1, 1]``.
     """
@@ -65,7 +65,7 @@ def matrix_correlation(A, B, kind: str = "pearson") -> float:
 
 
 def psd_power(G, power: float) -> np.ndarray:
-    """``G^power`` of a symmetric positive semi-definite matrix (negative eigenvalues clipped to 0)."""
+    """``G^power`` of a symmetric positive semi-definite matrix (negative eigenvalues set to 0)."""
     power = positive_float(power, "power")
     G = as_array(G, "G", ndim=2)
     if power == 1.0:
@@ -84,8 +84,8 @@ def _ptk_matrix(theta, n, k):
     theta = as_array(theta, "theta", ndim=(2, 4))
     if theta.ndim == 2:
         if k != 1 or theta.shape != (n, n):
-            raise ValueError(f"theta must have shape ({n}, {n}) for one output, or ({k}, {k}, {n}, {n}); "
-                             f"got {theta.shape}")
+            raise ValueError(f"theta must have shape ({n}, {n}) for one output, or "
+                             f"({k}, {k}, {n}, {n}); got {theta.shape}")
         return theta
     if theta.shape != (k, k, n, n):
         raise ValueError(f"theta must have shape ({k}, {k}, {n}, {n}), got {theta.shape}")
@@ -93,7 +93,7 @@ def _ptk_matrix(theta, n, k):
 
 
 def early_feature_matrices(A, R, theta) -> tuple[np.ndarray, np.ndarray]:
-    """The leading-order centred NFM and AGOP, ``(M^T Theta M, M^T Theta^2 M)``, up to a common ``t^2``.
+    """Leading-order centred NFM and AGOP ``(M^T Theta M, M^T Theta^2 M)``, up to a common ``t^2``.
 
     Parameters
     ----------
@@ -134,7 +134,8 @@ def early_centered_nfc(A, R, theta, kind: str = "pearson", power: float = 1.0) -
 def relu_ptk_two_layer(X, X2=None, init_scale: float = 1.0) -> np.ndarray:
     """Infinite-width PTK of the first layer of ``f = a . relu(W x / sqrt(d)) / sqrt(m)``.
 
-    ``Theta(x, x') = (1/m) sum_u a_u^2 1[w_u.x > 0] 1[w_u.x' > 0] -> init_scale^2 (pi - theta_xx') / (2 pi)``
+    ``Theta(x, x') = (1/m) sum_u a_u^2 1[w_u.x > 0] 1[w_u.x' > 0]
+    -> init_scale^2 (pi - theta_xx') / (2 pi)``
     as ``m -> infinity`` with ``W, a ~ N(0, init_scale^2)``: the degree-0 arc-cosine kernel of
     Cho & Saul (2009), ``theta_xx'`` the angle between ``x`` and ``x'``.
     """
@@ -148,4 +149,3 @@ def relu_ptk_two_layer(X, X2=None, init_scale: float = 1.0) -> np.ndarray:
         raise ValueError("X and X2 must not contain zero rows (the angle is undefined)")
     cos = np.clip((X @ X2.T) / np.outer(norms, norms2), -1.0, 1.0)
     return init_scale ** 2 * (np.pi - np.arccos(cos)) / (2.0 * np.pi)
-

@@ -54,7 +54,7 @@ def _apply_from(net, params, layer, A, preactivation=False):
 
 
 def _fd_jacobian(fn, A, eps=1e-6):
-    """Central differences of ``fn`` (rows independent) w.r.t. each column of ``A``: ``(n, k, d)``."""
+    """Central differences of ``fn`` (rows independent) w.r.t. each column of ``A``: (n, k, d)."""
     cols = []
     for c in range(A.shape[1]):
         E = np.zeros_like(A)
@@ -173,7 +173,8 @@ def test_nfa_correlation_definitions_and_power():
         c, W, dW = net.multipliers[layer], params[layer], params[layer] - params0[layer]
         uc = F.matrix_correlation(W.T @ W, c * c * W.T @ K @ W, "cosine")
         cc = F.matrix_correlation(dW.T @ dW, c * c * dW.T @ K @ dW, "pearson")
-        assert F.nfa_correlation(net, params, X, layer, kind="cosine") == pytest.approx(uc, abs=1e-12)
+        assert F.nfa_correlation(net, params, X, layer, kind="cosine") == pytest.approx(
+            uc, abs=1e-12)
         assert F.nfa_correlation(net, params, X, layer, params0, centered=True) == pytest.approx(
             cc, abs=1e-12)
         # power 1/2: the principal square root of the AGOP.
@@ -297,8 +298,7 @@ def test_rfm_recovers_the_planted_subspace():
     assert len(rfm.history) == 4
     assert np.all(F.principal_cosines(rfm.M, ds.info["U"]) > 0.9)
     plain = F.RecursiveFeatureMachine(iterations=0).fit(X, Y)
-    err = lambda m: np.mean((m.predict(Xt) - Yt) ** 2)  # noqa: E731
-    assert err(rfm) < 0.5 * err(plain)
+    assert np.mean((rfm.predict(Xt) - Yt) ** 2) < 0.5 * np.mean((plain.predict(Xt) - Yt) ** 2)
 
 
 # ---------------------------------------------------------------------------- bad input
