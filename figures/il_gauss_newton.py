@@ -69,7 +69,8 @@ def compute(config) -> dict:
     cosines = np.empty(len(dampings))
     k0 = empirical_ntk(net, params, X)
     # Theory for the first iteration: the linear model at theta_0 leaves the residual modes
-    # c_i = u_i . r_0 multiplied by 1 - mu h(mu): (1 - lr mu)^K for IL, lambda / (mu + lambda) for GN.
+    # c_i = u_i . r_0 multiplied by 1 - mu h(mu): (1 - lr mu)^K for IL, lambda / (mu + lambda)
+    # for Gauss-Newton.
     mu, U = np.linalg.eigh(gauss_newton_gram(net, params, X))
     modes = U.T @ (net.apply(params, X) - Y).T.ravel()
     predicted = np.empty((len(dampings), 2))

@@ -28,7 +28,8 @@ from numerics.linearised import iterative_linearised_training
 from .il_sweep import default_task
 
 NAME = "il-kernel"
-DESCRIPTION = "iterative linearisation: eNTK constant within blocks, jumps and loss spikes at updates; lr x K"
+DESCRIPTION = ("iterative linearisation: eNTK constant within blocks, jumps and loss spikes at "
+               "updates; lr x K")
 
 QUICK = {
     "d": 20, "n_train": 200, "n_test": 1000, "width": 256, "activation": "relu",

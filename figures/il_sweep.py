@@ -23,7 +23,8 @@ from numerics.linearised import iterative_linearised_training
 from numerics.networks import MLP
 
 NAME = "il-sweep"
-DESCRIPTION = "iterative linearisation: test loss vs feature-update period K (1 = GD .. inf = frozen NTK)"
+DESCRIPTION = ("iterative linearisation: test loss vs feature-update period K "
+               "(1 = GD .. inf = frozen NTK)")
 
 QUICK = {
     "d": 20, "n_train": 200, "n_test": 1000, "width": 256, "activation": "relu",

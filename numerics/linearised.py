@@ -13,7 +13,8 @@ moves to the current weights (a "feature update"). ``K = 1`` is ordinary gradien
 forward-mode pass (:func:`jvp`) and ``J^T g`` is back-propagation (:meth:`MLP.backward`); the
 Jacobian is never materialised.
 
-For the MSE loss and full batches, ``K`` inner steps from ``theta = theta_tilde`` move the weights by
+For the MSE loss and full batches, ``K`` inner steps from ``theta = theta_tilde`` move the
+weights by
 
     delta_K = -(1/n) J^T U diag(h_K(mu)) U^T r,   G = J J^T / n = U diag(mu) U^T,  r = f - Y,
 
@@ -60,7 +61,7 @@ __all__ = [
 # ----------------------------------------------------------------------------- losses
 @dataclass(frozen=True)
 class Loss:
-    """A loss averaged over examples: ``value_and_grad(F, Y) -> (L, dL/dF)``, ``F, Y`` of shape ``(n, k)``."""
+    """A loss averaged over examples: ``value_and_grad(F, Y) -> (L, dL/dF)``, ``F, Y`` (n, k)."""
 
     name: str
     value_and_grad: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
@@ -75,7 +76,8 @@ def _mse(F, Y):
 
 
 def _cross_entropy(F, Y):
-    """``L = -1/n sum_i sum_c y_ic log softmax(f_i)_c``, ``dL/dF = (softmax(F) sum_c y_c - Y) / n``."""
+    """``L = -1/n sum_i sum_c y_ic log softmax(f_i)_c``,
+    ``dL/dF = (softmax(F) sum_c y_c - Y) / n``."""
     n = F.shape[0]
     Z = F - F.max(axis=1, keepdims=True)
     log_p = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
@@ -102,7 +104,8 @@ def get_loss(loss: str | Loss) -> Loss:
 
 
 def accuracy(F, Y) -> float:
-    """Fraction of correct predictions: arg-max agreement for ``k > 1`` outputs, sign agreement for one."""
+    """Fraction of correct predictions: arg-max agreement for ``k > 1`` outputs, sign agreement
+    for one output."""
     F, Y = np.asarray(F), np.asarray(Y)
     if F.shape[1] == 1:
         return float(np.mean(np.sign(F[:, 0]) == np.sign(Y[:, 0])))
@@ -155,11 +158,13 @@ def jvp(net: MLP, params, X, tangent) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------- the linear model
 class LinearisedMLP:
-    """The linearisation ``f_lin(x; theta | theta_0) = f(x; theta_0) + J(x; theta_0)(theta - theta_0)``.
+    """The linearisation ``f_lin(x; theta | theta_0) = f(x; theta_0) + J(x; theta_0) delta``,
+    ``delta = theta - theta_0``.
 
-    A model object with ``loss_and_gradients(params, X, Y)``, so :func:`numerics.training.gradient_descent`
-    trains it (frozen-kernel training). The forward pass at ``theta_0`` is cached for the last few
-    input arrays (by identity; do not modify an input array in place between calls).
+    A model object with ``loss_and_gradients(params, X, Y)``, so
+    :func:`numerics.training.gradient_descent` trains it (frozen-kernel training). The forward
+    pass at ``theta_0`` is cached for the last few input arrays (by identity; do not modify an
+    input array in place between calls).
 
     Parameters
     ----------
@@ -185,10 +190,6 @@ class LinearisedMLP:
 
     def __repr__(self) -> str:
         return f"LinearisedMLP({self.net!r}, loss={self.loss.name!r})"
-
-    # The linear model's parameters have the network's shapes.
-    def check_params(self, params, name: str = "params"):
-        return self.net.check_params(params, name)
 
     def point(self, X, cache: bool = True) -> _Point:
         """Forward pass at ``theta_0`` on ``X`` (cached by the identity of ``X``)."""
@@ -217,7 +218,8 @@ class LinearisedMLP:
         point = self.point(X)
         G = as_array(output_grad, "output_grad", ndim=2)
         if G.shape != point.forward.output.shape:
-            raise ValueError(f"output_grad must have shape {point.forward.output.shape}, got {G.shape}")
+            raise ValueError(f"output_grad must have shape {point.forward.output.shape}, "
+                             f"got {G.shape}")
         return self.net.backward(self.params0, point.forward, G)
 
     def _outputs(self, params, X, point=None, zero_offset=False) -> np.ndarray:
@@ -231,7 +233,7 @@ class LinearisedMLP:
         return self._outputs(params, X)
 
     def loss_and_gradients(self, params, X, Y, cache: bool = True, zero_offset: bool = False):
-        """The linear model's loss and its gradient ``J^T dL/dF`` with respect to every weight matrix.
+        """The linear model's loss and its gradient ``J^T dL/dF``, one array per weight matrix.
 
         ``zero_offset=True`` asserts ``params == theta_0`` and skips the forward-mode pass.
         """
@@ -253,7 +255,8 @@ class LinearisedTrajectory(Trajectory):
     """A :class:`~numerics.training.Trajectory` of iterative linearised training.
 
     ``params`` are the final weights ``theta`` of the linear model and ``linearisation_point`` the
-    final ``theta_tilde`` (predict with ``LinearisedMLP(net, linearisation_point).apply(params, X)``).
+    final ``theta_tilde``; predict with
+    ``LinearisedMLP(net, linearisation_point).apply(params, X)``.
     ``observables`` always hold ``loss`` and ``accuracy`` (linear model, full training set),
     ``network_loss`` (the network itself at ``theta``), ``feature_updates`` (re-linearisations so
     far), and ``test_loss`` / ``test_accuracy`` when a test set is given.
@@ -276,7 +279,8 @@ def _period(value) -> float | int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"relinearise_every must be an integer >= 1 or float('inf'), got {value!r}")
     if np.isnan(value) or value < 1:
-        raise ValueError(f"relinearise_every must be an integer >= 1 or float('inf'), got {value!r}")
+        raise ValueError("relinearise_every must be an integer >= 1 or float('inf'), "
+                         f"got {value!r}")
     if np.isinf(value):
         return float("inf")
     if value != int(value):
@@ -380,9 +384,11 @@ def iterative_linearised_training(net: MLP, params, X, Y, lr, steps, relinearise
     if record_steps is None:
         schedule = record_schedule(steps, every=every)
     else:
-        schedule = np.unique(np.concatenate([np.asarray(record_steps, dtype=int).ravel(), [0, steps]]))
+        schedule = np.unique(np.concatenate([np.asarray(record_steps, dtype=int).ravel(),
+                                             [0, steps]]))
         if schedule.min() < 0 or schedule.max() > steps:
-            raise ValueError(f"record_steps must lie in [0, {steps}], got {np.asarray(record_steps)}")
+            raise ValueError(f"record_steps must lie in [0, {steps}], "
+                             f"got {np.asarray(record_steps)}")
     if isinstance(ntk_inputs, str):
         if ntk_inputs != "train":
             raise ValueError(f"ntk_inputs must be None, 'train' or an array, got {ntk_inputs!r}")
@@ -481,7 +487,8 @@ def gauss_newton_gram(net: MLP, params, X) -> np.ndarray:
 
 
 def filtered_step(net: MLP, params, X, Y, spectral_fn: Callable[[np.ndarray], np.ndarray]):
-    """``delta = -(1/n) J^T U diag(h(mu)) U^T r`` for a spectral function ``h`` of ``G = J J^T / n``.
+    """``delta = -(1/n) J^T U diag(h(mu)) U^T r`` for a spectral function ``h`` of
+    ``G = J J^T / n``.
 
     MSE residual ``r = f(X; theta) - Y``; ``J^T`` is applied by back-propagation.
     """
@@ -503,7 +510,7 @@ def spectral_filter_step(net: MLP, params, X, Y, lr, steps):
 
 
 def matched_damping(lr, steps) -> float:
-    """The damping ``lambda = 1 / (lr K)`` at which damped Gauss-Newton matches ``K`` linear steps."""
+    """The damping ``lambda = 1 / (lr K)`` at which damped Gauss-Newton matches ``K`` steps."""
     return 1.0 / (positive_float(lr, "lr") * positive_float(steps, "steps"))
 
 

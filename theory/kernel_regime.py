@@ -1,6 +1,7 @@
 """Frozen-kernel (linearised-network) dynamics in closed form.
 
-A network linearised around its initial parameters, ``f_lin(x; theta) = f_0(x) + J(x)(theta - theta_0)``
+A network linearised around its initial parameters,
+``f_lin(x; theta) = f_0(x) + J(x)(theta - theta_0)``
 (Lee et al. 2019, arXiv:1902.06720, section 2.2), trained on the MSE loss
 ``L = 1/(2n) ||f(X) - Y||^2`` (DESIGN.md) evolves through its frozen empirical NTK
 ``K = J(X) J(X)^T`` only. With ``K = U diag(lambda) U^T`` and residual ``r = f - Y``:
@@ -10,7 +11,8 @@ A network linearised around its initial parameters, ``f_lin(x; theta) = f_0(x) +
 * gradient flow (``t = lr * s``, ``lr -> 0``):  ``dr/dt = -(1/n) K r``, so
   ``r_t = U diag(exp(-lambda t / n)) U^T r_0``;
 * any other input ``x``:  ``f_t(x) = f_0(x) - K(x, X) U diag(g_t(lambda)) U^T r_0`` with
-  ``g_t(lambda) = (1 - exp(-lambda t / n)) / lambda`` (flow) or ``(1 - (1 - lr lambda / n)^s) / lambda``
+  ``g_t(lambda) = (1 - exp(-lambda t / n)) / lambda`` (flow) or
+  ``(1 - (1 - lr lambda / n)^s) / lambda``
   (gradient descent); both tend to ``t / n`` (``lr s / n``) as ``lambda -> 0``;
 * ``t -> infinity``:  kernel regression with the initial network as prior mean,
   ``f_inf(x) = f_0(x) + K(x, X) K^+ (Y - f_0(X))``.
@@ -101,7 +103,7 @@ def gradient_flow_filter(eigenvalues, t):
 
 # ------------------------------------------------------------------------ kernel layout
 def _flatten_kernel(K, name, n_rows=None, n_cols=None, k=None):
-    """A kernel in head-major layout ``M[(i, a), (j, b)] = Theta_ij(x_a, x_b)``, shape ``(k n, k n')``.
+    """A kernel in head-major layout ``M[(i, a), (j, b)] = Theta_ij(x_a, x_b)``, ``(k n, k n')``.
 
     Returns ``(M, shared)``: ``shared`` is True for an ``(n, n')`` kernel given once for all heads,
     in which case ``M`` is that ``(n, n')`` matrix itself.
@@ -211,7 +213,9 @@ class FrozenKernelRegime:
 
     # ----------------------------------------------------------------- coefficients
     def decay(self, t, lr=None) -> np.ndarray:
-        """Per-mode residual factor: ``exp(-lambda t / n)`` or ``(1 - lr lambda / n)^s``; ``(T, modes)``."""
+        """Per-mode residual factor ``exp(-lambda t / n)`` or ``(1 - lr lambda / n)^s``.
+
+        Shape ``(T, modes)``."""
         times, lr = self._times(t, lr)
         lam = self.eigenvalues / self.n
         out = np.empty((len(times), len(lam)))
@@ -248,7 +252,7 @@ class FrozenKernelRegime:
         return np.ndim(t) == 0
 
     def train_predictions(self, t, lr=None) -> np.ndarray:
-        """Outputs on the training inputs at time ``t``: ``(n, k)``, or ``(T, n, k)`` for an array ``t``."""
+        """Outputs on the training inputs at time ``t``: ``(n, k)``, or ``(T, n, k)``."""
         D = self.decay(t, lr)
         out = np.stack([self.y_train + self._unvec(self._modes_to_space(d), self.n) for d in D])
         return out[0] if self._single(t) else out
@@ -292,7 +296,7 @@ class FrozenKernelRegime:
         return self.test_predictions(np.inf)
 
     def ode_rhs(self, t, f_flat):
-        """Gradient-flow right-hand side ``df/dt = -(1/n) K (f - Y)`` on flattened ``(n k,)`` outputs
+        """Gradient-flow right-hand side ``df/dt = -(1/n) K (f - Y)`` on flattened outputs
         (row-major ``(n, k)``), for ``scipy.integrate.solve_ivp``."""
         F = np.asarray(f_flat).reshape(self.n, self.k)
         R = self._vec(F - self.y_train)

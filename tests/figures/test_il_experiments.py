@@ -21,7 +21,8 @@ def test_registered():
 
 
 def test_sweep_claim_on_the_default_task_one_seed():
-    """d = 20, n = 200, width 256, lr = 1, 3000 steps: K = 100 within 5% of GD, K = inf >= 30% worse."""
+    """d = 20, n = 200, width 256, lr = 1, 3000 steps: K = 100 within 5% of GD and
+    K = inf at least 30% worse."""
     config = dict(il_sweep.QUICK, seeds=1, record_every=1000)
     result = il_sweep.compute(config)
     numbers = il_sweep.agreement(result)

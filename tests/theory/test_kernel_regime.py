@@ -71,8 +71,9 @@ def test_discrete_dynamics_match_the_gd_recursion(k):
         R = F - Y
         F = F - lr / n * K @ R
         Ft = Ft - lr / n * Kt @ R
-    np.testing.assert_allclose(regime.train_predictions(lr * steps, lr=lr), F, rtol=1e-11, atol=1e-12)
-    np.testing.assert_allclose(regime.test_predictions(lr * steps, lr=lr), Ft, rtol=1e-11, atol=1e-12)
+    t = lr * steps
+    np.testing.assert_allclose(regime.train_predictions(t, lr=lr), F, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(regime.test_predictions(t, lr=lr), Ft, rtol=1e-11, atol=1e-12)
     assert regime.train_loss(lr * steps, lr=lr) == pytest.approx(0.5 * np.sum((F - Y) ** 2) / n)
 
 
@@ -140,7 +141,8 @@ def test_full_multi_output_kernel_layout():
     for _ in range(steps):
         test -= lr / n * Mt @ r
         r = r - lr / n * M @ r
-    np.testing.assert_allclose(regime.train_predictions(t, lr=lr), Y + r.reshape(k, n).T, rtol=1e-11)
+    np.testing.assert_allclose(regime.train_predictions(t, lr=lr), Y + r.reshape(k, n).T,
+                               rtol=1e-11)
     np.testing.assert_allclose(regime.test_predictions(t, lr=lr), test.reshape(k, n_test).T,
                                rtol=1e-10, atol=1e-12)
 
@@ -152,7 +154,8 @@ def test_array_of_times_and_losses():
     times = np.array([0.0, 0.2, 1.0])
     losses = regime.train_loss(times, lr=0.2)
     assert losses.shape == (3,) and np.all(np.diff(losses) < 0)
-    assert regime.test_loss(times, Yt, lr=0.2)[1] == pytest.approx(regime.test_loss(0.2, Yt, lr=0.2))
+    single = regime.test_loss(0.2, Yt, lr=0.2)
+    assert regime.test_loss(times, Yt, lr=0.2)[1] == pytest.approx(single)
 
 
 def test_bad_input():
