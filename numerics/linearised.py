@@ -36,7 +36,7 @@ from theory.validation import as_array, as_generator, positive_float, positive_i
 from .errors import DivergenceError
 from .kernels import empirical_ntk
 from .networks import MLP
-from .training import Trajectory, gradient_descent, record_schedule, sgd_update
+from .training import Trajectory, gradient_descent, recording_plan, sgd_update
 
 __all__ = [
     "LOSSES",
@@ -377,18 +377,7 @@ def iterative_linearised_training(net: MLP, params, X, Y, lr, steps, relinearise
     loss_fn = get_loss(loss)
     positive_float(divergence_factor, "divergence_factor")
     test = _test_set(test, net)
-    record = dict(record or {})
-    for name, fn in record.items():
-        if not callable(fn):
-            raise TypeError(f"record[{name!r}] must be callable, got {type(fn).__name__}")
-    if record_steps is None:
-        schedule = record_schedule(steps, every=every)
-    else:
-        schedule = np.unique(np.concatenate([np.asarray(record_steps, dtype=int).ravel(),
-                                             [0, steps]]))
-        if schedule.min() < 0 or schedule.max() > steps:
-            raise ValueError(f"record_steps must lie in [0, {steps}], "
-                             f"got {np.asarray(record_steps)}")
+    record, schedule = recording_plan(steps, record, every, record_steps)
     if isinstance(ntk_inputs, str):
         if ntk_inputs != "train":
             raise ValueError(f"ntk_inputs must be None, 'train' or an array, got {ntk_inputs!r}")

@@ -67,6 +67,24 @@ def record_schedule(steps: int, every: int | None = None, num: int | None = None
     return np.unique(np.concatenate([grid, [0, steps]])).astype(int)
 
 
+def recording_plan(steps: int, record=None, every: int | None = None,
+                   record_steps=None) -> tuple[dict, np.ndarray]:
+    """Check ``record`` (name -> callable) and resolve the recorded steps: ``every`` k steps or the
+    explicit ``record_steps`` (0 and ``steps`` always included)."""
+    if record is not None and not isinstance(record, Mapping):
+        raise TypeError("record must be a mapping from names to callables fn(net, params, X, Y)")
+    record = dict(record or {})
+    for name, fn in record.items():
+        if not callable(fn):
+            raise TypeError(f"record[{name!r}] must be callable, got {type(fn).__name__}")
+    if record_steps is None:
+        return record, record_schedule(steps, every=every)
+    schedule = np.unique(np.concatenate([np.asarray(record_steps, dtype=int).ravel(), [0, steps]]))
+    if schedule.min() < 0 or schedule.max() > steps:
+        raise ValueError(f"record_steps must lie in [0, {steps}], got {np.asarray(record_steps)}")
+    return record, schedule
+
+
 def sgd_update(params, grads, lr):
     """Plain gradient step ``W <- W - lr * dL/dW``."""
     return [W - lr * g for W, g in zip(params, grads)]
@@ -99,18 +117,7 @@ def gradient_descent(net, params, X, Y, lr, steps, record: Mapping[str, Observab
     lr = positive_float(lr, "lr")
     steps = positive_int(steps, "steps", minimum=0)
     positive_float(divergence_factor, "divergence_factor")
-    if record is not None and not isinstance(record, Mapping):
-        raise TypeError("record must be a mapping from names to callables fn(net, params, X, Y)")
-    record = dict(record or {})
-    for name, fn in record.items():
-        if not callable(fn):
-            raise TypeError(f"record[{name!r}] must be callable, got {type(fn).__name__}")
-    if record_steps is None:
-        schedule = record_schedule(steps, every=every)
-    else:
-        schedule = np.unique(np.concatenate([np.asarray(record_steps, dtype=int).ravel(), [0, steps]]))
-        if schedule.min() < 0 or schedule.max() > steps:
-            raise ValueError(f"record_steps must lie in [0, {steps}], got {np.asarray(record_steps)}")
+    record, schedule = recording_plan(steps, record, every, record_steps)
     params = [np.array(W, copy=True) for W in params]
     recorded = {name: [] for name in record}
     saved = [] if snapshots else None
