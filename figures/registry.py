@@ -30,6 +30,9 @@ EXPERIMENT_MODULES = [
     "figures.nfa_training",
     "figures.nfa_early_time",
     "figures.nfa_rule",
+    "figures.relu_alignment",
+    "figures.specialization",
+    "figures.depth_alignment",
 ]
 
 _REQUIRED = ("NAME", "DESCRIPTION", "QUICK", "PAPER", "TARGETS", "compute", "agreement", "plot")
