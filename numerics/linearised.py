@@ -113,6 +113,11 @@ def accuracy(F, Y) -> float:
 
 
 # ------------------------------------------------------------------- forward-mode JVP
+def _check_net(net):
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an MLP, got {type(net).__name__}")
+
+
 @dataclass
 class _Point:
     """A forward pass at the linearisation point with the derivatives the JVP needs."""
@@ -148,8 +153,7 @@ def jvp(net: MLP, params, X, tangent) -> tuple[np.ndarray, np.ndarray]:
     ``tangent`` is a parameter-shaped list ``v = [V_1, ..., V_L]``; the result ``J v`` has shape
     ``(n, k)``. The Jacobian is never formed.
     """
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an MLP, got {type(net).__name__}")
+    _check_net(net)
     params = net.check_params(params)
     tangent = net.check_params(tangent, "tangent")
     point = _linearisation_point(net, params, X)
@@ -177,8 +181,7 @@ class LinearisedMLP:
     _CACHE_SIZE = 4
 
     def __init__(self, net: MLP, params0, loss="mse"):
-        if not isinstance(net, MLP):
-            raise TypeError(f"net must be an MLP, got {type(net).__name__}")
+        _check_net(net)
         self.net = net
         self.params0 = [np.array(W, dtype=np.float64, copy=True)
                         for W in net.check_params(params0, "params0")]
@@ -366,8 +369,7 @@ def iterative_linearised_training(net: MLP, params, X, Y, lr, steps, relinearise
     DivergenceError
         When a loss is not finite or exceeds ``divergence_factor * (initial loss + 1)``.
     """
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an MLP, got {type(net).__name__}")
+    _check_net(net)
     theta = [np.array(W, dtype=np.float64, copy=True) for W in net.check_params(params)]
     X = net.check_inputs(X)
     Y = net.check_targets(Y, X.shape[0])
@@ -456,8 +458,7 @@ def iterative_linearised_training(net: MLP, params, X, Y, lr, steps, relinearise
 
 # ---------------------------------------------------------------- Gauss-Newton connection
 def _mse_setup(net, params, X, Y):
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an MLP, got {type(net).__name__}")
+    _check_net(net)
     params = net.check_params(params)
     X = net.check_inputs(X)
     Y = net.check_targets(Y, X.shape[0])

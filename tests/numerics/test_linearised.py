@@ -346,6 +346,10 @@ def test_incompatible_parameter_structure():
 
 def test_other_bad_input():
     net, params, X, Y, _ = _task()
+    with pytest.raises(TypeError, match="net must be an MLP"):
+        iterative_linearised_training(LinearisedMLP(net, params), params, X, Y, 0.1, 5, 2)
+    with pytest.raises(TypeError, match="record"):
+        iterative_linearised_training(net, params, X, Y, 0.1, 5, 2, record=[len])
     with pytest.raises(ValueError, match="cross_entropy"):
         LinearisedMLP(net, params, loss="cross_entropy")  # one output: softmax is meaningless
     with pytest.raises(ValueError, match="loss"):
