@@ -33,6 +33,7 @@ EXPERIMENT_MODULES = [
     "figures.relu_alignment",
     "figures.specialization",
     "figures.depth_alignment",
+    "figures.deep_linear_modes",
 ]
 
 _REQUIRED = ("NAME", "DESCRIPTION", "QUICK", "PAPER", "TARGETS", "compute", "agreement", "plot")
