@@ -10,8 +10,10 @@ of the five weight matrices that feed a hidden layer,
 (``rho`` the Pearson correlation of the entries, ``K`` the current PTK covariance, see
 :mod:`numerics.features`), the relative weight change ``||dW||_F / ||W_0||_F`` and the loss.
 Data: the synthetic low-rank task ``y = z_1 z_2 + relu(z_3)``, ``z = U^T x``
-(:func:`numerics.data.low_rank_task`), and scikit-learn's bundled digits (standardised pixels,
-centred one-hot labels) where scikit-learn is installed. The paper's claim: the centred
+(:func:`numerics.data.low_rank_task`), and balanced subsets of scikit-learn's bundled digits
+(where scikit-learn is installed) and of MNIST (where its IDX files are in ``data_dir`` or
+``$NTKDYN_DATA``), with pixels standardised and centred one-hot labels
+(:func:`numerics.datasets.image_classification`); an unavailable real data set is left out. The paper's claim: the centred
 correlation is high from the first steps, the uncentred one is set by the initialisation
 (falling with depth) and lags behind.
 """
@@ -19,22 +21,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.data import low_rank_task, one_hot
+from numerics.data import low_rank_task
+from numerics.datasets import image_classification, load_digits, load_mnist
 from numerics.features import nfa_observable
 from numerics.networks import MLP
 from numerics.training import gradient_descent, record_schedule
-from theory.validation import as_generator
 
 NAME = "nfa-training"
 DESCRIPTION = "UC-NFA and C-NFA per layer vs training time (5 hidden ReLU layers, low-rank task)"
 
 QUICK = {
     "datasets": ["lowrank"], "n": 512, "d": 20, "width": 128, "hidden_layers": 5, "lr": 0.5,
-    "steps": 600, "num_records": 20, "early_step": 10, "seeds": 1, "seed": 0,
+    "steps": 600, "num_records": 20, "early_step": 10, "seeds": 1, "seed": 0, "data_dir": "",
 }
 PAPER = {
-    "datasets": ["lowrank", "digits"], "n": 512, "d": 20, "width": 128, "hidden_layers": 5,
-    "lr": 0.5, "steps": 2000, "num_records": 30, "early_step": 10, "seeds": 3, "seed": 0,
+    "datasets": ["lowrank", "digits", "mnist"], "n": 512, "d": 20, "width": 128,
+    "hidden_layers": 5, "lr": 0.5, "steps": 2000, "num_records": 30, "early_step": 10,
+    "seeds": 3, "seed": 0, "data_dir": "",
 }
 TARGETS = {
     # the issue: centred above uncentred at every layer early in training (step <= 50)
@@ -43,46 +46,50 @@ TARGETS = {
     "loss_ratio": (0.0, 0.5),
 }
 
-DATASETS = ("lowrank", "digits")
+DATASETS = ("lowrank", "digits", "mnist")
 
 
-def digits_available() -> bool:
+def available(name: str, data_dir: str = "") -> bool:
+    """Whether a data set can be read here (scikit-learn for digits, local files for MNIST)."""
     try:
-        import sklearn.datasets  # noqa: F401 - only whether it imports
-    except ImportError:
+        if name == "digits":
+            load_digits()
+        elif name == "mnist":
+            load_mnist(data_dir or None)
+    except FileNotFoundError:
         return False
     return True
 
 
-def load_dataset(name: str, n: int, d: int, seed) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, Y)`` of the named data set: ``n`` examples (all of digits' 1797 at most)."""
+def load_dataset(name: str, n: int, d: int, seed, data_dir: str = ""):
+    """``(X, Y)`` of the named data set with ``n`` examples."""
     if name == "lowrank":
         ds = low_rank_task(n, d=d, seed=seed)
-        return ds.X, ds.Y
-    if name == "digits":
-        from sklearn.datasets import load_digits
-        X, labels = load_digits(return_X_y=True)
-        idx = as_generator(seed).permutation(len(labels))[:n]
-        X = X[idx].astype(float)
-        X = (X - X.mean(axis=0)) / np.maximum(X.std(axis=0), 1e-12)
-        return X, one_hot(labels[idx], 10)
-    raise ValueError(f"unknown dataset {name!r}; expected one of {list(DATASETS)}")
+    elif name in ("digits", "mnist"):
+        ds = image_classification(name, n, data_dir=data_dir or None, seed=seed,
+                                  normalize="standardize")
+    else:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {list(DATASETS)}")
+    return ds.X, ds.Y
 
 
 def runs(config) -> list[dict]:
-    """One run per (data set, seed); digits is left out where scikit-learn is missing."""
+    """One run per (data set, seed); a real data set that cannot be read here is left out."""
     for name in config["datasets"]:
         if name not in DATASETS:
             raise ValueError(f"datasets: unknown {name!r}; expected names from {list(DATASETS)}")
-    names = [s for s in config["datasets"] if s != "digits" or digits_available()]
-    keys = ("n", "d", "width", "hidden_layers", "lr", "steps", "num_records", "early_step", "seed")
+    names = [s for s in config["datasets"] if available(s, config["data_dir"])]
+    if not names:
+        raise ValueError(f"datasets: none of {config['datasets']} is available here")
+    keys = ("n", "d", "width", "hidden_layers", "lr", "steps", "num_records", "early_step",
+            "seed", "data_dir")
     return [dict({k: config[k] for k in keys}, dataset=name, replicate=r)
             for name in names for r in range(config["seeds"])]
 
 
 def run(point) -> dict:
     seed = [point["seed"], point["replicate"]]
-    X, Y = load_dataset(point["dataset"], point["n"], point["d"], seed)
+    X, Y = load_dataset(point["dataset"], point["n"], point["d"], seed, point["data_dir"])
     L = point["hidden_layers"]
     net = MLP([X.shape[1]] + [point["width"]] * L + [Y.shape[1]], activation="relu")
     p0 = net.init(seed)
@@ -115,16 +122,15 @@ def compute(config) -> dict:
     return combine(config, [run(point) for point in runs(config)])
 
 
-def agreement(result) -> dict:
-    """Numbers on the low-rank task (seed means) at ``early_step`` and at the end."""
-    steps = result["lowrank_steps"]
+def _numbers(result, name) -> dict:
+    """Seed means on data set ``name`` at ``early_step`` and at the end."""
+    steps = result[f"{name}_steps"]
     early = int(np.searchsorted(steps, result["early_step"]))
-    uc, c = result["lowrank_uc"].mean(axis=0), result["lowrank_c"].mean(axis=0)
-    losses = result["lowrank_losses"].mean(axis=0)
-    gap = c - uc
-    change = result["lowrank_weight_change"].mean(axis=0)
-    out = {
-        "c_minus_uc_min_early": float(gap[early].min()),
+    uc, c = result[f"{name}_uc"].mean(axis=0), result[f"{name}_c"].mean(axis=0)
+    losses = result[f"{name}_losses"].mean(axis=0)
+    change = result[f"{name}_weight_change"].mean(axis=0)
+    return {
+        "c_minus_uc_min_early": float((c - uc)[early].min()),
         "c_min_early": float(c[early].min()),
         "c_max_early": float(c[early].max()),
         "uc_first_layer_early": float(uc[early, 0]),
@@ -134,10 +140,16 @@ def agreement(result) -> dict:
         "weight_change_first_layer_final": float(change[-1, 0]),
         "loss_ratio": float(losses[-1] / losses[0]),
     }
-    if "digits_c" in result:
-        dc, duc = result["digits_c"].mean(axis=0), result["digits_uc"].mean(axis=0)
-        out["digits_c_minus_uc_min_early"] = float((dc - duc)[early].min())
-        out["digits_c_min_final"] = float(dc[-1].min())
+
+
+def agreement(result) -> dict:
+    """Numbers on the low-rank task (or the first data set run), others prefixed by their name."""
+    names = [str(s) for s in result["datasets"]]
+    main = "lowrank" if "lowrank" in names else names[0]
+    out = _numbers(result, main)
+    for name in names:
+        if name != main:
+            out.update({f"{name}_{k}": v for k, v in _numbers(result, name).items()})
     return out
 
 

@@ -45,6 +45,28 @@ def test_training_on_digits_where_scikit_learn_is_installed():
     assert result["digits_uc"].shape[-1] == 5 and np.all(np.isfinite(result["digits_c"]))
 
 
+def _write_idx(path, array, code):
+    header = bytes([0, 0, code, array.ndim]) + b"".join(
+        int(s).to_bytes(4, "big") for s in array.shape)
+    path.write_bytes(header + array.astype(">u1").tobytes())
+
+
+def test_training_on_mnist_from_local_idx_files(tmp_path):
+    rng = np.random.default_rng(0)
+    _write_idx(tmp_path / "train-images-idx3-ubyte",
+               rng.integers(0, 256, size=(200, 28, 28)), 0x08)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(200) % 10, 0x08)
+    config = dict(nfa_training.QUICK, datasets=["mnist", "lowrank"], data_dir=str(tmp_path),
+                  n=100, width=16, steps=12, num_records=4)
+    result = nfa_training.compute(config)
+    assert list(result["datasets"]) == ["lowrank", "mnist"]
+    assert result["mnist_uc"].shape == (1, len(result["mnist_steps"]), 5)
+    assert "mnist_c_min_early" in nfa_training.agreement(result)
+    # without the files, MNIST is left out rather than failing the run
+    missing = dict(config, data_dir=str(tmp_path / "nowhere"))
+    assert [p["dataset"] for p in nfa_training.runs(missing)] == ["lowrank"]
+
+
 def test_early_time_prediction_within_five_percent_reduced():
     config = dict(nfa_early_time.QUICK, n=128, width=32, init_scales=[0.5, 2.0], steps=60,
                   num_records=8, wide_width=1024)
