@@ -13,9 +13,9 @@ Data: the synthetic low-rank task ``y = z_1 z_2 + relu(z_3)``, ``z = U^T x``
 (:func:`numerics.data.low_rank_task`), and balanced subsets of scikit-learn's bundled digits
 (where scikit-learn is installed) and of MNIST (where its IDX files are in ``data_dir`` or
 ``$NTKDYN_DATA``), with pixels standardised and centred one-hot labels
-(:func:`numerics.datasets.image_classification`); an unavailable real data set is left out. The paper's claim: the centred
-correlation is high from the first steps, the uncentred one is set by the initialisation
-(falling with depth) and lags behind.
+(:func:`numerics.datasets.image_classification`); an unavailable real data set is left out.
+The paper's claim: the centred correlation is high from the first steps, the uncentred one is
+set by the initialisation (falling with depth) and lags behind.
 """
 from __future__ import annotations
 
