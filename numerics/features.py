@@ -215,6 +215,8 @@ def nfa_observable(params0, layers=None, kind: str = "pearson", power: float = 1
     one_of(kind, "kind", KINDS)
     power = positive_float(power, "power")
     params0 = [np.array(W, copy=True) for W in params0]
+    if layers is not None and not isinstance(layers, numbers.Integral):
+        layers = list(layers)  # a generator would be spent after the first record
 
     def observe(net, params, X, Y):
         ls = _check_layers(net, layers)
