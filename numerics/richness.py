@@ -36,8 +36,7 @@ import numpy as np
 
 from theory.validation import as_array, positive_float, positive_int
 
-from .kernels import (alignment, eigenvector_target_overlap, empirical_ntk, specialization,
-                      specialization_index)
+from .kernels import alignment, eigenvector_target_overlap, empirical_ntk, specialization_index
 from .networks import MLP
 from .training import gradient_descent, record_schedule
 
@@ -114,26 +113,43 @@ class CenteredModel:
         return empirical_ntk(self.net, params, X, heads=heads)
 
 
-def kernel_metrics(K_heads, Y) -> dict:
+def _centered_alignments(K_heads, Y):
+    """``S_ij = A_c(K_ii, y_j)`` with each head centred once (``k`` centrings, ``k`` products)."""
+    Yc = Y - Y.mean(axis=0)
+    y_norms = np.sum(Yc * Yc, axis=0)  # ||y_j y_j^T||_F = ||y_j||^2
+    S = np.empty((K_heads.shape[0], Y.shape[1]))
+    for i, K in enumerate(K_heads):
+        Kc = K - K.mean(axis=1, keepdims=True)
+        Kc -= Kc.mean(axis=0, keepdims=True)
+        S[i] = np.einsum("aj,aj->j", Yc, Kc @ Yc) / (np.linalg.norm(Kc) * y_norms)
+    return S
+
+
+def kernel_metrics(K_heads, Y, spectral: bool = True) -> dict:
     """Alignment metrics of per-head kernels ``K_heads (k, n, n)`` against targets ``Y (n, k)``.
 
     Returns ``alignment_centered`` ``A_c(sum_i K_ii, Y)``, ``alignment_uncentered``
-    ``A(sum_i K_ii, Y)``, ``specialization`` ``S_ij = A_c(K_ii, y_j)``, ``xi`` (mean diagonal
-    minus mean off-diagonal of ``S``) and ``top_overlap``, the fraction of the centred
-    target power carried by the top ``k`` eigenvectors of the centred summed kernel.
+    ``A(sum_i K_ii, Y)``, ``specialization`` ``S_ij = A_c(K_ii, y_j)`` (the definition of
+    :func:`numerics.kernels.specialization`, computed with one centring per head), ``xi``
+    (mean diagonal minus mean off-diagonal of ``S``) and, with ``spectral``, ``top_overlap``:
+    the fraction of the centred target power carried by the top ``k`` eigenvectors of the
+    centred summed kernel (one ``O(n^3)`` eigendecomposition).
     """
     K_heads = as_array(K_heads, "K_heads", ndim=3)
     Y = as_array(Y, "Y", ndim=2)
+    if Y.shape[0] != K_heads.shape[1]:
+        raise ValueError(f"Y must have {K_heads.shape[1]} rows, got shape {Y.shape}")
     K = K_heads.sum(axis=0)
     k = Y.shape[1]
-    _, cum = eigenvector_target_overlap(K, Y, centered=True)
     out = {
         "alignment_centered": alignment(K, Y, centered=True),
         "alignment_uncentered": alignment(K, Y, centered=False),
-        "top_overlap": float(cum[min(k, len(cum)) - 1]),
     }
+    if spectral:
+        _, cum = eigenvector_target_overlap(K, Y, centered=True)
+        out["top_overlap"] = float(cum[min(k, len(cum)) - 1])
     if K_heads.shape[0] == k and k >= 2:
-        S = specialization(K_heads, Y, centered=True)
+        S = _centered_alignments(K_heads, Y)
         out["specialization"] = S
         out["xi"] = specialization_index(S)
     return out
@@ -148,12 +164,14 @@ class KernelRecorder:
     observable is that number); :meth:`results` stacks everything recorded.
     """
 
-    def __init__(self, probe=None, probe_Y=None, keep_kernels: bool = False):
+    def __init__(self, probe=None, probe_Y=None, keep_kernels: bool = False,
+                 spectral: bool = True):
         if (probe is None) != (probe_Y is None):
             raise ValueError("probe and probe_Y must be given together")
         self.probe = None if probe is None else as_array(probe, "probe", ndim=2)
         self.probe_Y = None if probe_Y is None else as_array(probe_Y, "probe_Y", ndim=2)
         self.keep_kernels = bool(keep_kernels)
+        self.spectral = bool(spectral)
         self.records: list[dict] = []
         self.kernels: list[np.ndarray] = []
 
@@ -161,7 +179,7 @@ class KernelRecorder:
         net = model.net if isinstance(model, CenteredModel) else model
         Xp, Yp = (X, Y) if self.probe is None else (self.probe, self.probe_Y)
         K = empirical_ntk(net, params, Xp, heads="each")
-        metrics = kernel_metrics(K, Yp)
+        metrics = kernel_metrics(K, Yp, self.spectral)
         self.records.append(metrics)
         if self.keep_kernels:
             self.kernels.append(K)
@@ -206,12 +224,13 @@ class RichnessRun:
 
 
 def train_centered(net: MLP, X, Y, gamma, lr, steps, seed=0, params0=None, num_records: int = 20,
-                   record_steps=None, probe=None, probe_Y=None, keep_kernels: bool = False
-                   ) -> RichnessRun:
+                   record_steps=None, probe=None, probe_Y=None, keep_kernels: bool = False,
+                   spectral: bool = True) -> RichnessRun:
     """Train ``f_gamma`` by full-batch GD with parameter learning rate ``lr * gamma^2``.
 
     Per-head kernels are recorded at ``num_records`` log-spaced steps (always including step
-    0 and the last step), or at the explicit ``record_steps``.
+    0 and the last step), or at the explicit ``record_steps``; ``spectral=False`` skips the
+    eigendecomposition behind ``top_overlap`` (see :func:`kernel_metrics`).
     """
     if not isinstance(net, MLP):
         raise TypeError(f"net must be a numerics.networks.MLP, got {type(net).__name__}")
@@ -225,7 +244,7 @@ def train_centered(net: MLP, X, Y, gamma, lr, steps, seed=0, params0=None, num_r
     if record_steps is None:
         record_steps = record_schedule(steps, num=positive_int(num_records, "num_records", 2),
                                        log=True)
-    recorder = KernelRecorder(probe, probe_Y, keep_kernels)
+    recorder = KernelRecorder(probe, probe_Y, keep_kernels, spectral)
     traj = gradient_descent(model, model.params0, X, Y, lr, steps,
                             record={"alignment_centered": recorder},
                             record_steps=record_steps, update=model.update)

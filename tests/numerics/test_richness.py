@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from numerics.data import gaussian_mixture_classes
-from numerics.kernels import empirical_ntk, relative_change
+from numerics.kernels import (alignment, empirical_ntk, relative_change, specialization,
+                              specialization_index)
 from numerics.networks import MLP
 from numerics.richness import CenteredModel, KernelRecorder, kernel_metrics, train_centered
 from numerics.training import gradient_descent
@@ -118,6 +119,10 @@ def test_train_centered_records(task):
     K0 = np.einsum("aip,bip->iab", J, J)
     np.testing.assert_allclose(m["kernels"][0], K0, rtol=1e-12, atol=1e-12)
     direct = kernel_metrics(K0, task.Y)
+    np.testing.assert_allclose(direct["specialization"], specialization(K0, task.Y), rtol=1e-12)
+    assert direct["xi"] == pytest.approx(specialization_index(specialization(K0, task.Y)), rel=1e-12)
+    assert direct["alignment_centered"] == pytest.approx(alignment(K0.sum(0), task.Y, True), rel=1e-13)
+    assert "top_overlap" not in kernel_metrics(K0, task.Y, spectral=False)
     for key in ("alignment_centered", "alignment_uncentered", "xi", "top_overlap"):
         assert m[key][0] == pytest.approx(direct[key], rel=1e-10)
     assert run.gain() == pytest.approx(m["alignment_centered"][-1] - m["alignment_centered"][0])
