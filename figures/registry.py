@@ -34,6 +34,7 @@ EXPERIMENT_MODULES = [
     "figures.specialization",
     "figures.depth_alignment",
     "figures.deep_linear_modes",
+    "figures.deep_linear_alignment",
 ]
 
 _REQUIRED = ("NAME", "DESCRIPTION", "QUICK", "PAPER", "TARGETS", "compute", "agreement", "plot")
