@@ -185,20 +185,16 @@ def plot(result):
     layers = np.arange(1, L + 1)
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     ax = axes[0]
-    ax.plot(layers, result["gd_uc"][-1], "o-", color="C0", label="GD: UC-NFA")
-    ax.plot(layers, result["gd_c"][-1], "s-", color="C2", label="GD: C-NFA")
-    for a, t in enumerate(targets):
-        ax.plot(layers, result["rule_uc"][a, -1], "o--", color="C0", alpha=0.35 + 0.65 * (a + 1)
-                / len(targets))
-        ax.plot(layers, result["rule_c"][a, -1], "s--", color="C2", alpha=0.35 + 0.65 * (a + 1)
-                / len(targets))
-        ax.scatter([t + 1], [result["rule_uc"][a, -1, t]], s=140, facecolor="none",
-                   edgecolor="C3", zorder=3)
-        ax.scatter([t + 1], [result["rule_c"][a, -1, t]], s=140, facecolor="none",
-                   edgecolor="C1", marker="s", zorder=3)
-    ax.plot([], [], "k--", label="rule (circled: its target layer)")
-    ax.set(xlabel="layer", ylabel=f"correlation at step {int(steps[-1])}", ylim=(0, 1.02),
-           title="NFA per layer: GD (—) vs speed-limited rule (--)")
+    idx = np.arange(len(targets))
+    x = targets + 1
+    ax.plot(layers, result["gd_uc"][-1], "o:", color="C0", label="GD: UC-NFA")
+    ax.plot(layers, result["gd_c"][-1], "s:", color="C2", label="GD: C-NFA")
+    ax.plot(x, result["rule_uc"][idx, -1, targets], "o-", color="C0", ms=8,
+            label="rule at that layer: UC-NFA")
+    ax.plot(x, result["rule_c"][idx, -1, targets], "s-", color="C2", ms=8,
+            label="rule at that layer: C-NFA")
+    ax.set(xlabel="layer (target of the rule)", ylabel=f"correlation at step {int(steps[-1])}",
+           ylim=(0, 1.02), xticks=layers, title="NFA at the target layer: GD vs rule")
     ax.legend(fontsize=7)
     ax = axes[1]
     for a, t in enumerate(targets):
