@@ -35,6 +35,7 @@ EXPERIMENT_MODULES = [
     "figures.depth_alignment",
     "figures.deep_linear_modes",
     "figures.deep_linear_alignment",
+    "figures.toy_kernel_evolution",
 ]
 
 _REQUIRED = ("NAME", "DESCRIPTION", "QUICK", "PAPER", "TARGETS", "compute", "agreement", "plot")
