@@ -34,6 +34,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sps
 from scipy.integrate import quad, solve_ivp
+from scipy.special import expit as _expit
+from scipy.special import log_expit as _log_expit
 
 from .validation import as_array, one_of, positive_float, positive_int
 
@@ -200,8 +202,8 @@ def _implicit_theta(rho, depth, above):
         first = np.exp((2 - depth) * np.log(w)) / (2 - depth)
     else:
         w = _expit(rho)
-        log_gap = -np.logaddexp(0.0, rho)            # log(1 - w)
-        log_w = -np.logaddexp(0.0, -rho)            # log(w)
+        log_gap = _log_expit(-rho)                  # log(1 - w)
+        log_w = _log_expit(rho)                     # log(w)
         first = np.exp((2 - depth) * log_w) / (2 - depth)
     return first - (log_gap + _pair_terms(w, depth)) / depth
 
@@ -214,36 +216,52 @@ def _implicit_dtheta(rho, depth, above):
         return -w ** (1 - depth) / geo
     w = _expit(rho)
     geo = sum(w ** j for j in range(depth))
-    return np.exp((2 - depth) * -np.logaddexp(0.0, -rho)) / geo
+    return np.exp((2 - depth) * _log_expit(rho)) / geo
 
 
-def _expit(x):
-    return np.exp(-np.logaddexp(0.0, -x))
+def _implicit_solve(w0, kappa, t, depth, above, tol=1e-8, max_iter=60, spacing=0.01):
+    """``w(t)`` with ``I(w(t)) = I(w0) + kappa t`` on one side of the fixed point (``L >= 3``).
 
-
-def _implicit_solve(w0, kappa, t, depth, above, tol=1e-13, max_iter=50):
-    """``w(t)`` with ``I(w(t)) = I(w0) + kappa t`` on one side of the fixed point (``L >= 3``)."""
+    Starting guess: cubic Hermite interpolation of ``rho(theta)`` on a table of ``I`` with spacing
+    ``0.01`` in ``rho`` (slopes from the exact ``dI/drho``); then Newton steps on the points not
+    yet converged. Newton converges quadratically, so a point whose last step was below
+    ``tol (1 + |rho|)`` is accurate to about ``tol^2``.
+    """
     rho0 = np.log(w0 - 1.0) if above else np.log(w0) - np.log1p(-w0)
-    target = _implicit_theta(rho0, depth, above)[None, :] + kappa[None, :] * t[:, None]
-    # table of I over the relevant range, for a starting guess
+    target = (_implicit_theta(rho0, depth, above)[None, :] + kappa[None, :] * t[:, None]).ravel()
     if above:
-        grid = np.linspace(-40.0 * depth, rho0.max() + 1.0, 4001)[::-1]
+        lo, hi = -40.0 * depth, float(rho0.max()) + 1.0
     else:
-        grid = np.linspace(rho0.min() - 1.0, 40.0, 4001)
+        lo, hi = float(rho0.min()) - 1.0, 40.0
+    grid = np.linspace(lo, hi, int(np.ceil((hi - lo) / spacing)) + 1)
+    if above:
+        grid = grid[::-1]           # theta increases along the table
     theta_grid = _implicit_theta(grid, depth, above)
-    rho = np.interp(target, theta_grid, grid)
+    slope_grid = 1.0 / _implicit_dtheta(grid, depth, above)        # d rho / d theta
+    j = np.clip(np.searchsorted(theta_grid, target) - 1, 0, grid.size - 2)
+    h = theta_grid[j + 1] - theta_grid[j]
+    x = np.clip((target - theta_grid[j]) / h, 0.0, 1.0)
+    h00, h10 = (1 + 2 * x) * (1 - x) ** 2, x * (1 - x) ** 2
+    h01, h11 = x ** 2 * (3 - 2 * x), x ** 2 * (x - 1)
+    rho = (h00 * grid[j] + h10 * h * slope_grid[j] + h01 * grid[j + 1]
+           + h11 * h * slope_grid[j + 1])
     beyond = target > theta_grid[-1]
-    slope = -depth if above else depth
-    rho = np.where(beyond, grid[-1] + slope * (target - theta_grid[-1]), rho)
-    rho = np.where(t[:, None] == 0, rho0[None, :], rho)
+    rho[beyond] = grid[-1] + (-depth if above else depth) * (target[beyond] - theta_grid[-1])
+    at_start = np.broadcast_to(t[:, None] == 0, (t.size, w0.size)).ravel()
+    rho[at_start] = np.broadcast_to(rho0[None, :], (t.size, w0.size)).ravel()[at_start]
+    active = np.nonzero(~at_start)[0]
     for _ in range(max_iter):
-        step = (_implicit_theta(rho, depth, above) - target) / _implicit_dtheta(rho, depth, above)
-        step = np.clip(step, -1.0, 1.0)
-        rho = rho - step
-        if np.all(np.abs(step) <= tol * (1.0 + np.abs(rho))):
+        if active.size == 0:
             break
+        r = rho[active]
+        step = (_implicit_theta(r, depth, above) - target[active]) / _implicit_dtheta(r, depth, above)
+        step = np.clip(step, -1.0, 1.0)
+        rho[active] = r - step
+        active = active[np.abs(step) > tol * (1.0 + np.abs(r))]
     else:
-        raise RuntimeError("mode_dynamics: Newton inversion of the implicit solution did not converge")
+        if active.size:
+            raise RuntimeError("mode_dynamics: Newton inversion of the implicit solution did not converge")
+    rho = rho.reshape(t.size, w0.size)
     return 1.0 + np.exp(rho) if above else _expit(rho)
 
 
