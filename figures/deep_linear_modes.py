@@ -146,31 +146,35 @@ def compute(config) -> dict:
     return out
 
 
-def fit_shifts(s, depth, t, u):
-    """Best time shift per mode: ``min_tau max_t |u_gd(t) - u_ode(t + tau)| / s``.
+def fit_shifts(s, depth, t, u, lam=1.0):
+    """Best time shift per mode: ``min_tau max_t |u_gd(t) - u_ode(t + tau)| / (s / lam)``.
 
-    The reference ODE solution starts at ``u0 = 1e-9 s`` (below any simulated strength), so
-    the shifts ``tau`` are positive; the search starts at the difference of half-times.
+    The reference ODE solution starts at ``u0 = 1e-9 s / lam`` (below any simulated strength),
+    so the shifts ``tau`` are positive; the search starts at the difference of half-times.
     """
     m = len(s)
-    u_ref0 = 1e-9 * s
-    t_half_ref = mode_time(s, u_ref0, s / 2, depth)
+    lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), (m,))
+    fixed = s / lam
+    u_ref0 = 1e-9 * fixed
+    t_half_ref = mode_time(s, u_ref0, fixed / 2, depth, lam)
     shifts, errs = np.empty(m), np.empty(m)
     shifted = np.empty_like(u)
     for a in range(m):
-        above = np.nonzero(u[:, a] >= s[a] / 2)[0]
+        above = np.nonzero(u[:, a] >= fixed[a] / 2)[0]
         t_half = t[above[0]] if above.size else t[-1]
         tau0 = t_half_ref[a] - t_half
 
+        def ode(tau, a=a):
+            return mode_dynamics([s[a]], u_ref0[a], depth, np.maximum(t + tau, 0.0), lam=lam[a])[:, 0]
+
         def err(tau, a=a):
-            ref = mode_dynamics([s[a]], u_ref0[a], depth, np.maximum(t + tau, 0.0))[:, 0]
-            return np.max(np.abs(u[:, a] - ref)) / s[a]
+            return np.max(np.abs(u[:, a] - ode(tau))) / fixed[a]
 
         width = 0.5 * t_half + 1.0
         res = minimize_scalar(err, bounds=(max(tau0 - width, 0.0), tau0 + width), method="bounded",
                               options={"xatol": 1e-6})
         shifts[a], errs[a] = res.x, res.fun
-        shifted[:, a] = mode_dynamics([s[a]], u_ref0[a], depth, np.maximum(t + res.x, 0.0))[:, 0]
+        shifted[:, a] = ode(res.x)
     return shifts, shifted, errs
 
 

@@ -36,6 +36,7 @@ EXPERIMENT_MODULES = [
     "figures.deep_linear_modes",
     "figures.deep_linear_alignment",
     "figures.toy_kernel_evolution",
+    "figures.deep_linear_data",
 ]
 
 _REQUIRED = ("NAME", "DESCRIPTION", "QUICK", "PAPER", "TARGETS", "compute", "agreement", "plot")
