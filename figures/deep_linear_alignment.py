@@ -44,7 +44,8 @@ from theory.validation import as_generator
 from .deep_linear_modes import mode_strengths
 
 NAME = "deep-linear-alignment"
-DESCRIPTION = "deep linear nets: NTK alignment vs time for depths 1-6 and init scales; final A vs L/sqrt(L^2+D-1)"
+DESCRIPTION = ("deep linear nets: NTK alignment vs time for depths 1-6 and init scales; "
+               "final A vs L/sqrt(L^2+D-1)")
 
 QUICK = {
     "n": 20, "d": 20, "beta_norm": 2.0, "width": 100, "depths": [1, 2, 3, 4, 6],
@@ -164,14 +165,15 @@ def agreement(result) -> dict:
             out[f"dev_sigma_slope_L{L}"] = float(np.polyfit(np.log(np.sort(sigmas)),
                                                             np.log(np.abs(devs)), 1)[0])
             key = f"L{L}_s{int(order[0])}"
-            out[f"curve_err_L{L}"] = float(np.max(np.abs(result[f"A_{key}"] - result[f"Atheory_{key}"])))
+            gap = result[f"A_{key}"] - result[f"Atheory_{key}"]
+            out[f"curve_err_L{L}"] = float(np.max(np.abs(gap)))
             out[f"silent_loss_frac_L{L}"] = _silent(result, key)
     out["dev_shrinks_with_sigma"] = float(shrinks)
     return out
 
 
 def _silent(result, key) -> float:
-    """Fraction of the initial loss left when A has made 90% of its total gain (silent alignment: > 0.5)."""
+    """Fraction of the initial loss left when A has made 90% of its gain (silent: > 0.5)."""
     t, A = result[f"t_{key}"], result[f"A_{key}"]
     gain = A - A[0]
     i = int(np.nonzero(gain >= 0.9 * gain[-1])[0][0])

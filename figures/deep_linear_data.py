@@ -1,4 +1,4 @@
-"""deep-linear-data: data structure in deep linear networks: stage-like learning and step-wise alignment.
+"""deep-linear-data: data structure in deep linear nets: stage-like learning, step-wise alignment.
 
 Theory (``papers/shan_bordelon.md`` sec. 4; ``theory.deep_linear``). Inputs with covariance
 ``Sigma_xx = V diag(lam) V^T`` and a teacher with ``Sigma_yx = U diag(s) V_task^T`` on the same
@@ -46,7 +46,8 @@ from theory.validation import as_generator
 from .deep_linear_modes import fit_shifts, mode_strengths
 
 NAME = "deep-linear-data"
-DESCRIPTION = "deep linear nets on anisotropic data: stage-like mode learning, step-wise alignment, target placement"
+DESCRIPTION = ("deep linear nets on anisotropic data: stage-like mode learning, step-wise "
+               "alignment, target placement")
 
 QUICK = {
     "n": 64, "d": 8, "variance_sets": [[4.0, 1.0, 0.25, 0.1, 0.1, 0.1, 0.1, 0.1],
@@ -121,8 +122,9 @@ def _modes_run(config, lam_all, rng):
     c0 = float(np.trace(empirical_ntk(net, params, X)) / np.trace(G))
     # initial kernel plus what the modes have learned since t = 0
     K_start = c0 * G - ntk_from_modes(balanced_strengths(u0, 2), X, Vk, U)
-    A_th = np.array([kernel_alignment(K_start + ntk_from_modes(balanced_strengths(u, 2), X, Vk, U), Y)
-                     for u in u_th])
+    A_th = np.array([
+        kernel_alignment(K_start + ntk_from_modes(balanced_strengths(u, 2), X, Vk, U), Y)
+        for u in u_th])
     return {"lam": lam, "t": t, "u_gd": u_gd, "u_theory": u_th, "u_shift": u_shift,
             "shift_errs": shift_errs, "A_gd": traj.observables["A"], "A_theory": A_th,
             "half_gd": _half_times(t, u_gd, s / lam / 2),
@@ -149,7 +151,8 @@ def compute(config) -> dict:
         steps = int(round(config["scalar_t_final"] / config["scalar_lr"]))
         tr = gradient_descent(net_s, net_s.init(rng), Xs, y[:, None], config["scalar_lr"], steps,
                               every=max(1, steps // 100),
-                              record={"A": lambda nt, p, x, yy: alignment(empirical_ntk(nt, p, x), yy)})
+                              record={"A": lambda nt, p, x, yy: alignment(empirical_ntk(nt, p, x),
+                                                                          yy)})
         Gs = Xs @ Xs.T
         out[f"scalar_t_{name}"] = tr.record_times
         out[f"scalar_A_{name}"] = tr.observables["A"]
@@ -181,7 +184,8 @@ def agreement(result) -> dict:
         out[f"alignment_rises_set{i}"] = float(np.all(steps_gd > 0))
         out[f"alignment_overshoot_set{i}"] = float(r["A_gd"].max() - r["A_gd"][-1])
         pattern &= bool(np.array_equal(steps_gd, steps_th))
-    out.update({"stage_order_correct": float(order), "stepwise_pattern_agrees": float(pattern), "half_time_rel_err_max": float(max(half_err)),
+    out.update({"stage_order_correct": float(order), "stepwise_pattern_agrees": float(pattern),
+                "half_time_rel_err_max": float(max(half_err)),
                 "noshift_err_max": float(max(noshift)), "shift_err_max": float(max(shift)),
                 "alignment_curve_err": float(max(curve))})
     errs, gains = [], {}
@@ -213,7 +217,8 @@ def plot(result):
             c = f"C{a}"
             fixed = s[a] / lam[a]
             ax.plot(t[::4], r["u_gd"][::4, a] / fixed, "o", ms=3, mfc="none", color=c)
-            ax.plot(t, r["u_theory"][:, a] / fixed, "-", color=c, label=f"s = {s[a]:g}, lam = {lam[a]:g}")
+            ax.plot(t, r["u_theory"][:, a] / fixed, "-", color=c,
+                    label=f"s = {s[a]:g}, lam = {lam[a]:g}")
             ax.plot(t, r["u_shift"][:, a] / fixed, ":", color=c, lw=1)
         ax.set(xlabel="t", ylabel=r"$u_\alpha \lambda_\alpha / s_\alpha$",
                title=f"set {i}: GD (o), theory from growing-part u0 (-), shifted ODE (:)")
@@ -224,7 +229,8 @@ def plot(result):
         ax.plot(t, r["A_theory"], "r--", label="theory: decoupled NTK of predicted modes")
         for th in r["half_gd"]:
             ax.axvline(th, color="gray", lw=0.6, ls=":")
-        ax.set(xlabel="t", ylabel="alignment", title=f"set {i}: alignment (dotted: half-learning times)")
+        ax.set(xlabel="t", ylabel="alignment",
+               title=f"set {i}: alignment (dotted: half-learning times)")
         ax.legend(fontsize=8)
     ax = axes[0, n_sets]
     for j, name in enumerate(("high", "low", "mixed")):
@@ -238,7 +244,8 @@ def plot(result):
     ax.legend(fontsize=8)
     ax = axes[1, n_sets]
     names = ("high", "low", "mixed")
-    gains = [float(result[f"scalar_Ainf_theory_{n}"] / result[f"scalar_A0_theory_{n}"]) for n in names]
+    gains = [float(result[f"scalar_Ainf_theory_{n}"] / result[f"scalar_A0_theory_{n}"])
+             for n in names]
     sim = [float(result[f"scalar_A_{n}"][-1] / result[f"scalar_A_{n}"][0]) for n in names]
     x = np.arange(3)
     ax.bar(x - 0.2, gains, 0.4, label="theory A_inf / A_0")

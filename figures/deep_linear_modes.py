@@ -93,7 +93,7 @@ def _train(net, params, X, Y, lr, t_final, num_records, U, V):
 
 
 def scalar_map(s, a0, depth, lr, steps):
-    """Iterates of ``a <- a + lr a^(L-1) (s - a^L)`` (GD on one decoupled balanced mode), ``u = a^L``."""
+    """Iterates ``u = a^L`` of ``a <- a + lr a^(L-1) (s - a^L)`` (GD on one balanced mode)."""
     a = np.full(len(s), float(a0))
     out = np.empty((steps + 1, len(s)))
     out[0] = a ** depth
@@ -109,7 +109,8 @@ def compute(config) -> dict:
     d, m = int(config["d"]), len(s)
     data = linear_teacher(config["n"], d, m, s, seed=rng)
     X, Y, U, V = data.X, data.Y, data.info["U"], data.info["V"]
-    out = {"s": s, "depths": np.asarray(config["depths"]), "lr_factors": np.asarray(config["lr_factors"])}
+    out = {"s": s, "depths": np.asarray(config["depths"]),
+           "lr_factors": np.asarray(config["lr_factors"])}
     map_err = 0.0
     for L, lr in zip(config["depths"], config["lrs"]):
         widths = [d] + [config["hidden"]] * (L - 1) + [m]
@@ -129,7 +130,8 @@ def compute(config) -> dict:
         out[f"lrs_L{L}"] = lr * np.asarray(config["lr_factors"], dtype=np.float64)
     out["scalar_map_err"] = np.array(map_err)
     # small random initialisation
-    for L, lr, t_final in zip(config["random_depths"], config["random_lrs"], config["random_t_final"]):
+    random_runs = zip(config["random_depths"], config["random_lrs"], config["random_t_final"])
+    for L, lr, t_final in random_runs:
         widths = [d] + [config["random_width"]] * (L - 1) + [m]
         net = MLP(widths, activation="linear", init_scale=config["random_sigma"],
                   parameterization="standard")
@@ -165,7 +167,8 @@ def fit_shifts(s, depth, t, u, lam=1.0):
         tau0 = t_half_ref[a] - t_half
 
         def ode(tau, a=a):
-            return mode_dynamics([s[a]], u_ref0[a], depth, np.maximum(t + tau, 0.0), lam=lam[a])[:, 0]
+            times = np.maximum(t + tau, 0.0)
+            return mode_dynamics([s[a]], u_ref0[a], depth, times, lam=lam[a])[:, 0]
 
         def err(tau, a=a):
             return np.max(np.abs(u[:, a] - ode(tau))) / fixed[a]
@@ -220,7 +223,8 @@ def plot(result):
         lrs, errs = result[f"lrs_L{L}"], result[f"lr_err_L{L}"]
         slope = np.polyfit(np.log(lrs), np.log(errs), 1)[0]
         ax.loglog(lrs, errs, "o-", label=f"L = {L}: slope {slope:.3f}")
-    ax.set(title="GD vs ODE: error is O(lr)", xlabel="learning rate", ylabel="max |u_GD - u_ODE| / s_max")
+    ax.set(title="GD vs ODE: error is O(lr)", xlabel="learning rate",
+           ylabel="max |u_GD - u_ODE| / s_max")
     ax.legend(fontsize=7)
     for j, L in enumerate(rdepths[:2]):
         ax = axes[6 + j]

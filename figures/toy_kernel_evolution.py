@@ -15,7 +15,8 @@ drops faster than it early (feature-learning phase) and returns to a power-law-l
 frozen-kernel slope is steeper than the asymptotic ``(a-1)/b``: the spectrum's cut-off at ``k = P``
 removes a sizeable part of the ``Gamma`` integral, so the slope is reported, not held to a target
 (the asymptotic exponent is tested at ``P = 4000`` in ``tests/theory``). The alignment of T1 is
-not exactly monotone: it overshoots and falls back by a few 1e-4 (``alignment_max_drop_largest_eta``).
+not exactly monotone: it overshoots and falls back by a few 1e-4
+(``alignment_max_drop_largest_eta``).
 
 Checks: the integrated ODE against the single-eigenvector closed forms of T1 and T2 (the note's
 reference case ``P = 30``, ``lam_k = k^-1.5``, ``eta = 0.5``, ``y = v_5``) while
@@ -29,7 +30,8 @@ from theory.kernel_evolution import (closed_form, final_eigenvalue, integrate, o
                                      power_law_problem, static_loss)
 
 NAME = "toy-kernel-evolution"
-DESCRIPTION = "toy model: kernel evolving to speed up training (eta 0, 0.1, 1, 10): loss, alignment, spectrum"
+DESCRIPTION = ("toy model: kernel evolving to speed up training (eta 0, 0.1, 1, 10): loss, "
+               "alignment, spectrum")
 
 QUICK = {
     "P": 50, "b": 1.5, "a": 2.0, "etas": [0.0, 0.1, 1.0, 10.0], "normalised_eta": 1.0,
@@ -63,7 +65,8 @@ def _reference(config, variant):
 
 
 def compute(config) -> dict:
-    K0, y, lam, Q = power_law_problem(config["P"], b=config["b"], a=config["a"], seed=config["seed"])
+    K0, y, lam, Q = power_law_problem(config["P"], b=config["b"], a=config["a"],
+                                      seed=config["seed"])
     t = np.concatenate([[0.0], np.geomspace(config["t_min"], config["t_max"], config["num_times"])])
     out = {"t": t, "etas": np.asarray(config["etas"], dtype=np.float64),
            "static_theory": static_loss(lam, Q.T @ y, t),
@@ -99,7 +102,8 @@ def agreement(result) -> dict:
         keep = U_cf / U_cf[0] >= 1e-6
         out[f"closed_form_rel_err{suffix}"] = float(np.max(np.abs(U[keep] / U_cf[keep] - 1.0)))
         lam_inf = float(result[f"ref_laminf_{variant}"])
-        out[f"lam_inf_rel_err{suffix}"] = float(abs(result[f"ref_lam_{variant}"][-1] / lam_inf - 1.0))
+        lam_end = result[f"ref_lam_{variant}"][-1]
+        out[f"lam_inf_rel_err{suffix}"] = float(abs(lam_end / lam_inf - 1.0))
     t = result["t"]
     static = result["loss_eta0"]
     # power-law phase of the frozen kernel: the middle decade of times between 1/lam_1 and 1/lam_P
@@ -109,7 +113,8 @@ def agreement(result) -> dict:
     slope = np.polyfit(np.log(t[window]), np.log(static[window]), 1)[0]
     out["static_power_law_slope"] = float(slope)
     out["static_power_law_exponent"] = float(-result["exponent"])
-    out["static_closed_form_rel_err"] = float(np.max(np.abs(static / result["static_theory"] - 1.0)))
+    ratio = static / result["static_theory"]
+    out["static_closed_form_rel_err"] = float(np.max(np.abs(ratio - 1.0)))
     below = True
     for i, eta in enumerate(result["etas"]):
         if eta > 0:
@@ -124,7 +129,8 @@ def agreement(result) -> dict:
     # feature-learning phase (t < 10 / lam_1): the largest local decay exponent -dlogL/dlogt
     tp = t[t > 0]
     early = np.sqrt(tp[1:] * tp[:-1]) <= lo
-    out["early_max_exponent_largest_eta"] = float(np.max(-local_slopes(t, result[f"loss_eta{last}"])[early]))
+    exponents = -local_slopes(t, result[f"loss_eta{last}"])
+    out["early_max_exponent_largest_eta"] = float(np.max(exponents[early]))
     out["early_max_exponent_static"] = float(np.max(-local_slopes(t, static)[early]))
     return out
 
@@ -170,7 +176,8 @@ def plot(result):
         ax.semilogx(np.sqrt(tp[1:] * tp[:-1]), -local_slopes(t, result[f"loss_eta{i}"]),
                     label=f"eta = {eta:g}")
     ax.axhline(p, color="gray", lw=0.8, label="(a - 1)/b")
-    ax.set(xlabel="t", ylabel="-d log L / d log t", title="local decay exponent", ylim=(0, 4 * p + 1))
+    ax.set(xlabel="t", ylabel="-d log L / d log t", title="local decay exponent",
+           ylim=(0, 4 * p + 1))
     ax.legend(fontsize=7)
     ax = axes[5]
     for variant, style in (("multiplicative", "-"), ("additive", "--")):

@@ -90,7 +90,8 @@ def _times(t) -> np.ndarray:
     if t.size == 0:
         raise ValueError("t must hold at least one time")
     if np.any(t < 0):
-        raise ValueError(f"t must be >= 0 (gradient-flow time from initialisation), got min {t.min()!r}")
+        raise ValueError("t must be >= 0 (gradient-flow time from initialisation), "
+                         f"got min {t.min()!r}")
     return t
 
 
@@ -254,19 +255,21 @@ def _implicit_solve(w0, kappa, t, depth, above, tol=1e-8, max_iter=60, spacing=0
         if active.size == 0:
             break
         r = rho[active]
-        step = (_implicit_theta(r, depth, above) - target[active]) / _implicit_dtheta(r, depth, above)
+        residual = _implicit_theta(r, depth, above) - target[active]
+        step = residual / _implicit_dtheta(r, depth, above)
         step = np.clip(step, -1.0, 1.0)
         rho[active] = r - step
         active = active[np.abs(step) > tol * (1.0 + np.abs(r))]
     else:
         if active.size:
-            raise RuntimeError("mode_dynamics: Newton inversion of the implicit solution did not converge")
+            raise RuntimeError("mode_dynamics: Newton inversion of the implicit solution "
+                               "did not converge")
     rho = rho.reshape(t.size, w0.size)
     return 1.0 + np.exp(rho) if above else _expit(rho)
 
 
 def implicit_solution(s, u0, depth, t, lam=1.0) -> np.ndarray:
-    """Exact ``u(t)`` of ``du/dt = L u^(2-2/L)(s - lam u)`` for ``L >= 3`` via its implicit solution.
+    """Exact ``u(t)`` of ``du/dt = L u^(2-2/L)(s - lam u)`` for ``L >= 3`` (implicit solution).
 
     With ``a = u^(1/L) = (s/lam)^(1/L) w`` the ODE becomes ``dw/dt = kappa w^(L-1)(1 - w^L)``,
     ``kappa = s (s/lam)^((L-2)/L)``, whose implicit solution is ``I(w(t)) = I(w0) + kappa t`` with
@@ -301,7 +304,7 @@ def implicit_solution(s, u0, depth, t, lam=1.0) -> np.ndarray:
 
 def mode_dynamics(s, u0, depth, t, lam=1.0, method: str = "implicit", rtol: float = 1e-10,
                   atol: float = 1e-12) -> np.ndarray:
-    """End-to-end mode strengths ``u_alpha(t)`` of a depth-``L`` linear network from a balanced start.
+    """End-to-end mode strengths ``u_alpha(t)`` of a depth-``L`` linear net from a balanced start.
 
     Solves ``du/dt = L u^(2-2/L) (s - lam u)`` (eq. D2; gradient-flow time of the loss
     ``1/(2n) sum ||f - y||^2``, standard parameterization) for every mode at once.
@@ -513,14 +516,15 @@ def growing_component_u0(W1, W2, U, V) -> np.ndarray:
     U = as_array(U, "U", ndim=2)
     V = as_array(V, "V", ndim=2)
     if W2.shape[1] != W1.shape[0] or V.shape[0] != W1.shape[1] or U.shape[0] != W2.shape[0]:
-        raise ValueError(f"incompatible shapes W1 {W1.shape}, W2 {W2.shape}, U {U.shape}, V {V.shape}")
+        raise ValueError(f"incompatible shapes W1 {W1.shape}, W2 {W2.shape}, U {U.shape}, "
+                         f"V {V.shape}")
     p = W1 @ V
     q = W2.T @ U
     return 0.25 * np.sum((p + q) ** 2, axis=0)
 
 
 def task_modes(X, Y, whiten_tol: float = 1e-8, require_whitened: bool = True):
-    """Singular modes of ``Sigma_yx = Y^T X / n``: ``(s, U, V)`` with ``U`` ``(k, m)``, ``V`` ``(d, m)``.
+    """Singular modes of ``Sigma_yx = Y^T X / n``: ``(s, U (k, m), V (d, m))``.
 
     With ``require_whitened`` (the default), ``Sigma_xx = X^T X / n`` must equal the
     identity to ``whiten_tol`` (max-abs), as eq. D2 with ``lam = 1`` assumes; otherwise a
@@ -691,7 +695,9 @@ def initial_kernel_scale(widths, init_scale: float, parameterization: str = "sta
 
 
 def alignment_whitened(depth: int, dim: int, u, bulk=0.0) -> np.ndarray:
-    """Alignment of ``K = (bulk + w) X X^T + (L-1) w (X v)(X v)^T`` with ``y = X beta``, ``v = beta_hat``.
+    """Alignment of ``K = (bulk + w) X X^T + (L-1) w (X v)(X v)^T`` with ``y = X beta``.
+
+    ``v = beta_hat``.
 
     ``w = u^(2-2/L)`` is the spike scale of a balanced scalar-output mode of strength ``u``
     (eq. D3) and ``bulk`` an isotropic remainder (e.g. the initial kernel
@@ -716,7 +722,9 @@ def alignment_whitened(depth: int, dim: int, u, bulk=0.0) -> np.ndarray:
 
 
 def final_alignment(depth, dim) -> np.ndarray | float:
-    """Predicted final alignment ``A_inf = L / sqrt(L^2 + D - 1)`` (whitened, scalar output, small init).
+    """Predicted final alignment ``A_inf = L / sqrt(L^2 + D - 1)``.
+
+    Whitened inputs, scalar output, small initialisation.
 
     Verified: symbolically (:func:`theory.symbolic.whitened_final_alignment`) and numerically in
     the tests against the kernel of a trained balanced network.

@@ -18,7 +18,8 @@ verified in :func:`theory.symbolic.verify_toy_closed_form`:
 
 * T1: ``lam + eta U = c`` conserved, ``U(t) = c u0 / (eta u0 + lam0 e^(2ct))``,
   ``lam(inf) = lam0 + eta ||y||^2``;
-* T2: ``lam^2 + eta U = c2`` conserved, ``lam(t) = sqrt(c2) tanh(sqrt(c2) t + atanh(lam0/sqrt(c2)))``,
+* T2: ``lam^2 + eta U = c2`` conserved,
+  ``lam(t) = sqrt(c2) tanh(sqrt(c2) t + atanh(lam0/sqrt(c2)))``,
   ``lam(inf) = sqrt(lam0^2 + eta ||y||^2)``.
 
 With a static kernel (``eta = 0``) and eigen-coefficients ``y_k`` the loss is
@@ -57,7 +58,7 @@ VARIANTS = ("multiplicative", "additive")
 
 @dataclass
 class ToyTrajectory:
-    """Solution of the toy model at times ``t``: ``residual[i] = y - f(t_i)``, ``kernel[i] = K(t_i)``."""
+    """Toy-model solution at times ``t``: ``residual[i] = y - f(t_i)``, ``kernel[i] = K(t_i)``."""
 
     t: np.ndarray
     residual: np.ndarray
@@ -80,7 +81,7 @@ class ToyTrajectory:
 
 def kernel_rate(K, residual, eta: float, variant: str = "multiplicative",
                 normalise: bool = False) -> np.ndarray:
-    """``dK/dt``: ``eta (K D D^T + D D^T K)`` (T1) or ``eta D D^T`` (T2), optionally trace-normalised."""
+    """``dK/dt``: ``eta (K D D^T + D D^T K)`` (T1) or ``eta D D^T`` (T2), optionally normalised."""
     if variant == "multiplicative":
         KD = K @ residual
         G = eta * (np.outer(KD, residual) + np.outer(residual, KD))
@@ -93,7 +94,10 @@ def kernel_rate(K, residual, eta: float, variant: str = "multiplicative",
 
 def ode_rhs(t, state, P: int, eta: float, variant: str = "multiplicative",
             normalise: bool = False) -> np.ndarray:
-    """Right-hand side for the flat state ``[D (P), K (P*P) row-major]``: ``dD/dt = -K D`` and :func:`kernel_rate`."""
+    """Right-hand side for the flat state ``[D (P), K (P*P) row-major]``.
+
+    ``dD/dt = -K D`` and ``dK/dt`` = :func:`kernel_rate`.
+    """
     residual = state[:P]
     K = state[P:].reshape(P, P)
     out = np.empty_like(state)
@@ -129,7 +133,8 @@ def unpack_state(state, P: int):
 
 
 def integrate(K0, y, t, eta: float, variant: str = "multiplicative", normalise: bool = False,
-              f0=None, rtol: float = 1e-10, atol: float = 1e-14, method: str = "DOP853") -> ToyTrajectory:
+              f0=None, rtol: float = 1e-10, atol: float = 1e-14,
+              method: str = "DOP853") -> ToyTrajectory:
     """Integrate the toy model with ``scipy.integrate.solve_ivp`` from ``t = 0``.
 
     Parameters
@@ -193,7 +198,8 @@ def _logcosh(x):
 def closed_form(t, lam0: float, u0: float, eta: float, variant: str = "multiplicative"):
     """Single-eigenvector solution ``(lam(t), U(t))``, ``U = ||y - f||^2``, ``U(0) = u0 = ||y||^2``.
 
-    T1: ``U = c u0 e^(-2ct) / (eta u0 e^(-2ct) + lam0)``, ``lam = c - eta U``, ``c = lam0 + eta u0``.
+    T1: ``U = c u0 e^(-2ct) / (eta u0 e^(-2ct) + lam0)``, ``lam = c - eta U``,
+    ``c = lam0 + eta u0``.
     T2: ``lam = r tanh(r t + phi0)``, ``U = u0 cosh^2(phi0) / cosh^2(r t + phi0)``,
     ``r = sqrt(lam0^2 + eta u0)``, ``phi0 = atanh(lam0 / r)`` (written overflow-free).
     Untrainable limits: ``lam0 = 0`` under T1 keeps ``U = u0``; ``eta = 0`` gives
@@ -218,7 +224,8 @@ def closed_form(t, lam0: float, u0: float, eta: float, variant: str = "multiplic
         U = c * u0 * decay / (eta * u0 * decay + lam0)
         return c - eta * U, U
     r = np.sqrt(lam0 ** 2 + eta * u0)
-    phi0 = 0.5 * (2.0 * np.log(r + lam0) - np.log(eta * u0))   # atanh(lam0/r), r - lam0 = eta u0/(r + lam0)
+    # atanh(lam0 / r), using r - lam0 = eta u0 / (r + lam0)
+    phi0 = 0.5 * (2.0 * np.log(r + lam0) - np.log(eta * u0))
     arg = r * t + phi0
     lam_t = r * np.tanh(arg)
     U = u0 * np.exp(2.0 * (_logcosh(phi0) - _logcosh(arg)))
@@ -226,7 +233,7 @@ def closed_form(t, lam0: float, u0: float, eta: float, variant: str = "multiplic
 
 
 def final_eigenvalue(lam0: float, u0: float, eta: float, variant: str = "multiplicative") -> float:
-    """``lam(inf)``: ``lam0 + eta u0`` (T1) or ``sqrt(lam0^2 + eta u0)`` (T2), from the conservation law."""
+    """``lam(inf)``: ``lam0 + eta u0`` (T1) or ``sqrt(lam0^2 + eta u0)`` (T2), by conservation."""
     one_of(variant, "variant", VARIANTS)
     lam0 = positive_float(lam0, "lam0", allow_zero=True)
     u0 = positive_float(u0, "u0", allow_zero=True)
@@ -237,7 +244,7 @@ def final_eigenvalue(lam0: float, u0: float, eta: float, variant: str = "multipl
 
 
 def invariant(lam, U, eta: float, variant: str = "multiplicative"):
-    """Conserved quantity of the single-eigenvector dynamics: ``lam + eta U`` (T1), ``lam^2 + eta U`` (T2)."""
+    """Conserved quantity of one eigen-direction: ``lam + eta U`` (T1), ``lam^2 + eta U`` (T2)."""
     one_of(variant, "variant", VARIANTS)
     lam = np.asarray(lam, dtype=np.float64)
     U = np.asarray(U, dtype=np.float64)
@@ -255,7 +262,7 @@ def static_loss(eigenvalues, coefficients, t) -> np.ndarray:
 
 
 def power_law_problem(P: int, b: float = 1.5, a: float = 2.0, seed=0, y_norm: float = 1.0):
-    """Kernel ``K0 = Q diag(k^-b) Q^T`` with a random orthogonal ``Q`` and target power ``y_k^2 ~ k^-a``.
+    """Kernel ``K0 = Q diag(k^-b) Q^T`` (random orthogonal ``Q``), target power ``y_k^2 ~ k^-a``.
 
     Returns ``(K0, y, eigenvalues, Q)``; the coefficients of ``y`` are ``Q^T y`` (positive,
     ``||y|| = y_norm``). The frozen-kernel loss decays as ``t^(-(a-1)/b)`` while

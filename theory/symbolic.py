@@ -300,7 +300,8 @@ def rank_one_ntk_spike(depth: int):
             iso += coef
         else:
             spike += coef
-    ok = _is_zero(iso - a ** (2 * (depth - 1))) and _is_zero(spike - (depth - 1) * a ** (2 * (depth - 1)))
+    top = a ** (2 * (depth - 1))
+    ok = _is_zero(iso - top) and _is_zero(spike - (depth - 1) * top)
     return sp.simplify(iso), sp.simplify(spike), ok
 
 

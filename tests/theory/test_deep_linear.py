@@ -11,7 +11,7 @@ S = np.array([3.0, 2.0, 1.0, 0.5])
 
 
 def _reference_u(s, u0, depth, t, lam=1.0):
-    """Independent reference: integrate du/dt = L u^(2-2/L)(s - lam u) mode by mode with tight RK."""
+    """Independent reference: du/dt = L u^(2-2/L)(s - lam u), mode by mode, tight DOP853."""
     out = np.empty((t.size, len(s)))
     for i, si in enumerate(s):
         sol = solve_ivp(lambda _, u: depth * np.abs(u) ** (2 - 2 / depth) * (si - lam * u),
@@ -60,7 +60,8 @@ def test_mode_time_inverts_mode_dynamics(depth):
         u = dl.mode_dynamics(S, u0, depth, t_hit)
         np.testing.assert_allclose(np.diag(u), frac * S, rtol=1e-10)
     t_hit = dl.mode_time(S, 2 * S, 1.2 * S, depth)   # from above
-    np.testing.assert_allclose(np.diag(dl.mode_dynamics(S, 2 * S, depth, t_hit)), 1.2 * S, rtol=1e-10)
+    u = dl.mode_dynamics(S, 2 * S, depth, t_hit)
+    np.testing.assert_allclose(np.diag(u), 1.2 * S, rtol=1e-10)
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4, 6])
@@ -92,7 +93,7 @@ def test_unsorted_times_are_returned_in_order():
 
 
 def test_escape_time_exponent_and_limit():
-    """Exact time to half-learning scales as u0^(-(L-2)/L); the estimate t* is its small-u0 limit."""
+    """Exact half-learning time scales as u0^(-(L-2)/L); t* is its small-u0 limit."""
     u0 = np.geomspace(1e-9, 1e-6, 4)
     for depth in (3, 4, 6):
         t_half = np.array([dl.mode_time([1.0], x, [0.5], depth)[0] for x in u0])
@@ -158,7 +159,8 @@ def test_ntk_parameterization_is_a_time_rescaling():
     u_raw = C * np.prod(sol.y, axis=0)
     c = dl.ntk_time_factor(widths, "ntk")
     assert c == pytest.approx(C ** (2 / depth), rel=1e-12)
-    np.testing.assert_allclose(u_raw, dl.mode_dynamics([s], u_raw[0], depth, c * t)[:, 0], rtol=1e-8)
+    u_std = dl.mode_dynamics([s], u_raw[0], depth, c * t)[:, 0]
+    np.testing.assert_allclose(u_raw, u_std, rtol=1e-8)
     assert dl.ntk_time_factor(widths, "standard") == 1.0
 
 
@@ -194,7 +196,8 @@ def test_ntk_from_weights_matches_finite_difference_jacobian(depth, k):
         np.testing.assert_allclose(K, full, rtol=1e-10, atol=1e-10 * np.abs(full).max())
         each = dl.ntk_from_weights(Ws, X, multipliers=c, heads="each")
         np.testing.assert_allclose(each, np.stack([full[i, i] for i in range(k)]), rtol=1e-12)
-        np.testing.assert_allclose(dl.ntk_from_weights(Ws, X, multipliers=c), each.sum(0), rtol=1e-12)
+        summed = dl.ntk_from_weights(Ws, X, multipliers=c)
+        np.testing.assert_allclose(summed, each.sum(0), rtol=1e-12)
 
 
 def _orthonormal(rng, n, m):
@@ -255,8 +258,8 @@ def test_alignment_limits_and_general_formula():
             1 / np.sqrt(20), rel=1e-6)
         assert float(dl.alignment_whitened(depth, 20, 1e8, bulk=1.0)) == pytest.approx(
             dl.final_alignment(depth, 20), rel=1e-6)
-    np.testing.assert_allclose(dl.final_alignment([2, 3, 4], 20), [0.41702883, 0.56694671, 0.67612340],
-                               rtol=1e-7)
+    np.testing.assert_allclose(dl.final_alignment([2, 3, 4], 20),
+                               [0.41702883, 0.56694671, 0.67612340], rtol=1e-7)
     # non-whitened: the note's formula equals the direct alignment of G + (L-1) S
     rng = np.random.default_rng(4)
     X = rng.normal(size=(30, 5)) * np.array([3.0, 2.0, 1.0, 0.5, 0.2])

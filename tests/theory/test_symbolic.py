@@ -61,7 +61,8 @@ def test_ntk_time_rescaling_matches_numeric_factor(depth):
     assert res["per_layer_verified"] and res["balanced_verified"]
     widths = [5, 9, 13, 1][: depth] + [1]
     subs = {n: w for n, w in zip(res["widths"], widths[:-1])}
-    assert float(res["time_factor"].subs(subs)) == pytest.approx(dl.ntk_time_factor(widths), rel=1e-12)
+    factor = float(res["time_factor"].subs(subs))
+    assert factor == pytest.approx(dl.ntk_time_factor(widths), rel=1e-12)
     # per layer the factor is 1/fan-in, not a product over layers
     assert [str(r) for r in res["per_layer_rate"]] == [f"1/n_{l}" for l in range(depth)]
 
