@@ -10,9 +10,16 @@ steps and the centred alignment ``A_c(sum_i K_ii, Y)`` is followed in time for s
 Theory (``theory.two_layer_alignment``): the exact initial rate ``dA_c/dt`` at ``t = 0`` from
 ``dK/dt`` under gradient flow (units drift toward target-weighted means of their active
 half-space, readouts grow with unit-target correlations), checked against a GD finite
-difference with ``gamma * lr * steps = 1e-3``; and the infinite-width alignment at
-initialisation from the arc-cosine kernels. Expected: the lazy limit stays flat, alignment
-gain grows with ``gamma`` and the loss falls faster in the rich regime.
+difference with ``gamma * lr * steps = 1e-3``; the second-order expansion
+``A_c(t) - A_c(0) = A' t + A'' t^2 / 2`` against GD with a small learning rate up to
+``t = 1``; and the infinite-width alignment at initialisation from the arc-cosine kernels.
+Expected: the lazy limit stays flat, alignment gain grows with ``gamma`` and the loss falls
+faster in the rich regime.
+
+Found here: on this task the exact first-order rate ``A'(0)`` is small and negative; the rise
+of the alignment is second order (``A'' ~ gamma^2 > 0``), and for ``gamma <~ 3`` ReLU gate
+flips (which the derivatives at ``t = 0`` cannot see) dominate the early change once
+``gamma t >~ 10^-2`` (see ``theory.two_layer_alignment``).
 """
 from __future__ import annotations
 
@@ -22,7 +29,8 @@ from numerics.datasets import classification_task
 from numerics.kernels import alignment
 from numerics.networks import MLP
 from numerics.richness import train_centered
-from theory.two_layer_alignment import infinite_width_terms, initial_rates
+from theory.two_layer_alignment import (infinite_width_terms, initial_rates,
+                                        initial_second_derivatives)
 
 NAME = "relu-alignment"
 DESCRIPTION = "two-layer ReLU NTK alignment vs time across richness gamma and width (lazy stays flat)"
@@ -33,7 +41,9 @@ QUICK = {
     "dataset": "synthetic", "data_dir": "", "fallback_synthetic": False,
 }
 PAPER = dict(QUICK, widths=[256, 1024, 4096], gammas=[0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
-             steps=4000, num_records=24, seeds=5)
+             steps=3000, num_records=24, seeds=3)
+EARLY_T = 1.0  # horizon of the early-time check, run with lr = EARLY_T / 100
+
 TARGETS = {
     "gain_lazy_max": (0.0, 0.01),          # |A_c(T) - A_c(0)| for gamma <= 1, every seed
     "gain_monotone": (1.0, 1.0),           # gain increasing along gamma (>= 1) on every seed
@@ -41,6 +51,7 @@ TARGETS = {
     "initial_rate_rel_err": (0.0, 0.1),    # exact dA_c/dt(0) vs GD finite difference
     "loss_ratio_rich_lazy": (0.0, 0.5),    # final loss, largest gamma / gamma = 1
     "init_alignment_infinite_gap": (0.0, 0.03),  # |A_c(K_0) - A_c(K_inf)|, first width
+    "early_taylor2_rel_err_rich": (0.0, 0.3),   # A't + A''t^2/2 vs GD at t = 1, largest gamma
 }
 
 
@@ -60,6 +71,10 @@ def compute(config) -> dict:
     a_inf = np.empty(seeds)
     rate_theory = np.empty((len(gammas), seeds))
     rate_fd = np.empty((len(gammas), seeds))
+    curvature = np.empty((len(gammas), seeds))
+    early_steps = np.unique(np.round(np.geomspace(1, 100, 9)).astype(int))
+    early_times = EARLY_T * early_steps / 100
+    early = np.empty((len(gammas), seeds, len(early_times)))
     for s in range(seeds):
         seed = int(config["seed"]) + s
         ds = load_task(config, seed)
@@ -88,10 +103,19 @@ def compute(config) -> dict:
                                            params0=run.params0, num_records=2)
                     rate_theory[b, s] = rates["alignment_centered_rate"]
                     rate_fd[b, s] = short.gain() / t
+                    # Early-time expansion A' t + A'' t^2 / 2 vs GD with lr = EARLY_T / 100.
+                    curvature[b, s] = initial_second_derivatives(
+                        *run.params0, ds.X, ds.Y, float(gamma))["alignment_centered"]
+                    trace = train_centered(net, ds.X, ds.Y, float(gamma), EARLY_T / 100, 100,
+                                           params0=run.params0, record_steps=early_steps,
+                                           spectral=False)
+                    a_early = trace.metrics["alignment_centered"]
+                    early[b, s] = a_early[1:] - a_early[0]
     return {"widths": widths, "gammas": gammas, "record_times": record_times,
             "times": config["lr"] * np.arange(losses.shape[-1]), "alignment_centered": a_c,
             "alignment_uncentered": a_u, "top_overlap": overlap, "losses": losses,
-            "alignment_infinite": a_inf, "rate_theory": rate_theory, "rate_fd": rate_fd}
+            "alignment_infinite": a_inf, "rate_theory": rate_theory, "rate_fd": rate_fd,
+            "curvature_theory": curvature, "early_times": early_times, "early_gain": early}
 
 
 def gains(result) -> np.ndarray:
@@ -116,6 +140,12 @@ def agreement(result) -> dict:
     out["loss_ratio_rich_lazy"] = float(np.mean(final[-1] / final[one]))
     out["init_alignment_infinite_gap"] = float(
         np.abs(result["alignment_centered"][0, :, :, 0].mean(axis=0) - result["alignment_infinite"]).max())
+    t = result["early_times"][-1]
+    taylor = result["rate_theory"][-1] * t + 0.5 * result["curvature_theory"][-1] * t * t
+    sim = result["early_gain"][-1, :, -1]
+    out["early_taylor2_rel_err_rich"] = float(np.max(np.abs(sim - taylor) / np.abs(sim)))
+    out["early_first_order_rel_err_rich"] = float(np.max(
+        np.abs(sim - result["rate_theory"][-1] * t) / np.abs(sim)))
     for a, m in enumerate(result["widths"][1:], start=1):
         out[f"gain_rich_width{int(m)}"] = float(gains(result)[a, -1].mean())
     return out
@@ -126,7 +156,7 @@ def plot(result):
 
     gammas, widths, t = result["gammas"], result["widths"], result["record_times"]
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(gammas)))
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig, axes = plt.subplots(2, 4, figsize=(20, 8))
     tt = t[1:]
     for ax, key, label in ((axes[0, 0], "alignment_centered", r"$A_c(\sum_i K_{ii}, Y)$"),
                            (axes[1, 1], "alignment_uncentered", r"$A(\sum_i K_{ii}, Y)$"),
@@ -160,17 +190,42 @@ def plot(result):
            title="alignment gain vs richness and width")
     ax.legend(fontsize=7)
     ax = axes[1, 2]
-    theory = result["rate_theory"] / gammas[:, None]
-    sim = result["rate_fd"] / gammas[:, None]
+    ratio = result["rate_fd"] / result["rate_theory"]
     for b, gamma in enumerate(gammas):
-        ax.scatter(theory[b], sim[b], color=colors[b], label=fr"$\gamma$ = {gamma:g}")
-    lims = [min(theory.min(), sim.min()), max(theory.max(), sim.max())]
-    pad = 0.1 * (lims[1] - lims[0] + 1e-12)
-    lims = [lims[0] - pad, lims[1] + pad]
-    ax.plot(lims, lims, "k-", lw=0.8)
-    ax.set(xlim=lims, ylim=lims, xlabel=r"theory $\gamma^{-1}\, dA_c/dt$ at $t=0$",
-           ylabel=r"GD finite difference ($\gamma t = 10^{-3}$)",
-           title="exact initial alignment rate (one point per seed)")
+        ax.scatter(np.full(ratio.shape[1], gamma), ratio[b], color=colors[b], zorder=3)
+    ax.axhspan(0.9, 1.1, color="0.9", zorder=0, label="target: within 10%")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set(xscale="log", ylim=(0.85, 1.15), xlabel=r"richness $\gamma$",
+           ylabel=r"GD finite difference / exact $dA_c/dt(0)$",
+           title=r"exact initial rate vs GD ($\gamma t = 10^{-3}$), one point per seed")
     ax.legend(fontsize=7)
+    ax, ax_end = axes[0, 3], axes[1, 3]
+    te = result["early_times"]
+    fine = np.linspace(0.0, te[-1], 80)
+    for b, gamma in enumerate(gammas):
+        if gamma < 3.0:
+            continue
+        sim = result["early_gain"][b].mean(axis=0)
+        r1, r2 = result["rate_theory"][b].mean(), result["curvature_theory"][b].mean()
+        ax.plot(te, sim, "o", ms=4, color=colors[b], label=fr"GD, $\gamma$ = {gamma:g}")
+        ax.plot(fine, r1 * fine + 0.5 * r2 * fine ** 2, "-", color=colors[b])
+        ax.plot(fine, r1 * fine, ":", color=colors[b])
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set(xlabel="t (GD with lr = t_max / 100)", ylabel=r"$A_c(t) - A_c(0)$",
+           title="early time, theory: solid $A't + A''t^2/2$, dotted $A't$")
+    ax.legend(fontsize=7)
+    t_end = te[-1]
+    taylor = (result["rate_theory"] * t_end + 0.5 * result["curvature_theory"] * t_end ** 2)
+    for b, gamma in enumerate(gammas):
+        ax_end.scatter(taylor[b], result["early_gain"][b, :, -1], color=colors[b],
+                       label=fr"$\gamma$ = {gamma:g}")
+    lims = [min(taylor.min(), result["early_gain"][..., -1].min()),
+            max(taylor.max(), result["early_gain"][..., -1].max())]
+    ax_end.plot(lims, lims, "k-", lw=0.8)
+    ax_end.set(xscale="symlog", yscale="symlog", xlabel=f"theory $A't + A''t^2/2$ at t = {t_end:g}",
+               ylabel="GD", title="second-order expansion vs GD (one point per seed)")
+    ax_end.set_xscale("symlog", linthresh=1e-5)
+    ax_end.set_yscale("symlog", linthresh=1e-5)
+    ax_end.legend(fontsize=7)
     fig.tight_layout()
     return fig
