@@ -107,21 +107,41 @@ def agop(net: MLP, params, X, layer) -> np.ndarray:
     """AGOP with respect to the input ``a`` of weight matrix ``layer``: ``G = c^2 W^T K W``.
 
     ``G = sum_x sum_j grad_a f_j(x) grad_a f_j(x)^T`` (a sum over the data, not a mean), computed
-    through the chain rule ``grad_a f_j = c W^T b_j`` from :func:`tangent_feature_covariance`.
+    through the chain rule ``grad_a f_j = c W^T b_j`` with the PTK covariance ``K``
+    (:func:`tangent_feature_covariance`).
     """
     params = net.check_params(params)
+    X = net.check_inputs(X)
     layer = _check_layer(net, layer)
-    K = tangent_feature_covariance(net, params, X, layer)
-    return _sandwich(params[layer], K, net.multipliers[layer])
+    b = backprop_signals(net, params, net.forward(params, X))[layer]
+    return _Sandwich(b, net.multipliers[layer])(params[layer])
 
 
-def _sandwich(W, K, c) -> np.ndarray:
-    """``c^2 W^T K W``, symmetrised."""
-    G = W.T @ (K @ W)
-    G = 0.5 * (G + G.T)
-    if c != 1.0:
-        G *= c * c
-    return G
+class _Sandwich:
+    """``V -> c^2 V^T K V`` with ``K = B^T B``, ``B`` the signals ``(k, n, m)`` as ``(k n, m)`` rows.
+
+    With fewer (output, example) pairs than units (``k n < m``, e.g. a wide first layer)
+    ``(B V)^T (B V)`` costs ``k n m d`` and ``K`` is never formed; otherwise ``K`` is formed once
+    (one syrk, ``k n m^2``) and reused for every ``V`` (``W`` and ``W - W_0``).
+    """
+
+    def __init__(self, b, c):
+        self.B = b.reshape(-1, b.shape[-1])
+        self.c2 = c * c
+        self._K = None
+
+    def __call__(self, V) -> np.ndarray:
+        if self.B.shape[0] < self.B.shape[1]:
+            C = self.B @ V
+            G = C.T @ C
+        else:
+            if self._K is None:
+                self._K = self.B.T @ self.B
+            G = V.T @ (self._K @ V)
+            G = 0.5 * (G + G.T)
+        if self.c2 != 1.0:
+            G *= self.c2
+        return G
 
 
 def ptk_gram(net: MLP, params, X, layer) -> np.ndarray:
@@ -139,12 +159,16 @@ def ptk_gram(net: MLP, params, X, layer) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- correlations
-def _pair(W, dW, K, c, centered, kind, power):
+def _pair(W, dW, sandwich, centered, kind, power):
     if centered:
         if not np.any(dW):
             return np.nan
         W = dW
-    return matrix_correlation(nfm(W), psd_power(_sandwich(W, K, c), power), kind)
+    return matrix_correlation(nfm(W), psd_power(sandwich(W), power), kind)
+
+
+def _signals(net, params, X):
+    return backprop_signals(net, params, net.forward(params, net.check_inputs(X)))
 
 
 def _check_params0(net, params0, centered):
@@ -169,10 +193,10 @@ def nfa_correlation(net: MLP, params, X, layer, params0=None, centered: bool = F
     params = net.check_params(params)
     layer = _check_layer(net, layer)
     params0 = _check_params0(net, params0, centered)
-    K = tangent_feature_covariance(net, params, X, layer)
+    sandwich = _Sandwich(_signals(net, params, X)[layer], net.multipliers[layer])
     W = params[layer]
     dW = None if params0 is None else W - params0[layer]
-    return float(_pair(W, dW, K, net.multipliers[layer], centered, kind, power))
+    return float(_pair(W, dW, sandwich, centered, kind, power))
 
 
 def nfa_correlations(net: MLP, params, X, params0=None, layers=None, kind: str = "pearson",
@@ -187,12 +211,13 @@ def nfa_correlations(net: MLP, params, X, params0=None, layers=None, kind: str =
     params = net.check_params(params)
     layers = _check_layers(net, layers)
     params0 = _check_params0(net, params0, False)
-    Ks = tangent_feature_covariance(net, params, X, None)
+    signals = _signals(net, params, X)
+    sandwiches = {l: _Sandwich(signals[l], net.multipliers[l]) for l in layers}
     out = {"uncentered": np.array([
-        _pair(params[l], None, Ks[l], net.multipliers[l], False, kind, power) for l in layers])}
+        _pair(params[l], None, sandwiches[l], False, kind, power) for l in layers])}
     if params0 is not None:
         out["centered"] = np.array([
-            _pair(params[l], params[l] - params0[l], Ks[l], net.multipliers[l], True, kind, power)
+            _pair(params[l], params[l] - params0[l], sandwiches[l], True, kind, power)
             for l in layers])
     return out
 

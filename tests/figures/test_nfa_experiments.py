@@ -69,7 +69,7 @@ def test_training_on_mnist_from_local_idx_files(tmp_path):
 
 def test_early_time_prediction_within_five_percent_reduced():
     config = dict(nfa_early_time.QUICK, n=128, width=32, init_scales=[0.5, 2.0], steps=60,
-                  num_records=8, wide_width=1024)
+                  num_records=8, wide_width=1024, wide_steps=20)
     result = nfa_early_time.compute(config)
     numbers = nfa_early_time.agreement(result)
     assert _holds(nfa_early_time, numbers, "max_rel_error_small_t"), numbers
@@ -96,11 +96,13 @@ def test_bad_configurations_name_the_key():
         nfa_training.runs(dict(nfa_training.QUICK, datasets=["cifar"]))
     with pytest.raises(ValueError, match="target_layers"):
         nfa_rule.runs(dict(nfa_rule.QUICK, target_layers=[5]))
+    with pytest.raises(ValueError, match="small_step"):
+        nfa_early_time.runs(dict(nfa_early_time.QUICK, wide_steps=3))
 
 
 def test_runner_writes_png_and_json(tmp_path):
     tiny = {"n": 64, "width": 16, "init_scales": [1.0], "steps": 20, "num_records": 5,
-            "wide_width": 256}
+            "wide_width": 256, "wide_steps": 10}
     record = run_experiment("nfa-early-time", out=tmp_path, overrides=tiny, verbose=False,
                             scheduler="serial")
     assert (tmp_path / "nfa-early-time.png").stat().st_size > 0

@@ -16,6 +16,8 @@ NETS = [
     dict(widths=[5, 7, 6, 3], activation="relu"),
     dict(widths=[4, 6, 5, 4, 2], activation="tanh", output_activation="tanh"),
     dict(widths=[6, 8, 1], activation="softplus", parameterization="standard", init_scale=0.5),
+    # hidden widths above k n = 18: the (B W)^T (B W) route that never forms K
+    dict(widths=[4, 40, 30, 2], activation="erf"),
 ]
 
 
@@ -112,6 +114,15 @@ def test_ptk_gram_rebuilds_the_dense_ntk_layer_by_layer():
     theta = F.ptk_gram(net, params, X, 1)
     K = F.tangent_feature_covariance(net, params, X, 1)
     assert np.isclose(np.einsum("jjii->", theta), np.trace(K), rtol=1e-12)
+
+
+@pytest.mark.parametrize("spec", [NETS[0], NETS[3]])
+def test_agop_is_the_sandwich_of_the_tangent_covariance(spec):
+    net, params, X = _net_and_data(spec)
+    Ks = F.tangent_feature_covariance(net, params, X, None)
+    for layer in range(net.depth):
+        W, c = params[layer], net.multipliers[layer]
+        assert _rel(F.agop(net, params, X, layer), c * c * W.T @ Ks[layer] @ W) < 1e-12
 
 
 def test_nfm_and_float32_are_kept():
