@@ -118,7 +118,7 @@ def agop(net: MLP, params, X, layer) -> np.ndarray:
 
 
 class _Sandwich:
-    """``V -> c^2 V^T K V`` with ``K = B^T B``, ``B`` the signals ``(k, n, m)`` as ``(k n, m)`` rows.
+    """``V -> c^2 V^T K V``, ``K = B^T B``, ``B`` the signals ``(k, n, m)`` as ``(k n, m)`` rows.
 
     With fewer (output, example) pairs than units (``k n < m``, e.g. a wide first layer)
     ``(B V)^T (B V)`` costs ``k n m d`` and ``K`` is never formed; otherwise ``K`` is formed once
