@@ -36,31 +36,32 @@ def _problem(n, widths, seed=0):
     return net, params, theta, X, Y
 
 
-def step_ratio(n, widths, batch, inner, repeats):
-    """Seconds per step: (linearised, gradient) on the full batch or on fresh minibatches."""
+def step_ratio(n, widths, batch, repeats, budget):
+    """Seconds per step: (linearised, gradient) on the full batch or on fresh minibatches.
+
+    Each timed call runs as many steps as fit in about ``budget`` seconds of gradient steps.
+    """
     net, params, theta, X, Y = _problem(n, widths)
     model = LinearisedMLP(net, params)
+    rng = np.random.default_rng(1)
     if batch is None:
         model.point(X)  # the block's cached forward pass at theta_tilde
-
-        def lin():
-            for _ in range(inner):
-                model.loss_and_gradients(theta, X, Y)
-
-        def grad():
-            for _ in range(inner):
-                net.loss_and_gradients(theta, X, Y)
+        data = lambda: (X, Y, True)  # noqa: E731
     else:
-        rng = np.random.default_rng(1)
-        batches = [np.sort(rng.choice(n, batch, replace=False)) for _ in range(inner)]
+        def data():
+            idx = np.sort(rng.choice(n, batch, replace=False))
+            return X[idx], Y[idx], False
+    inner = max(1, int(budget / best_time(lambda: net.loss_and_gradients(theta, *data()[:2]), 3)))
+    batches = [data() for _ in range(inner)]
 
-        def lin():
-            for idx in batches:
-                model.loss_and_gradients(theta, X[idx], Y[idx], cache=False)
+    def lin():
+        for Xb, Yb, cache in batches:
+            model.loss_and_gradients(theta, Xb, Yb, cache=cache)
 
-        def grad():
-            for idx in batches:
-                net.loss_and_gradients(theta, X[idx], Y[idx])
+    def grad():
+        for Xb, Yb, _ in batches:
+            net.loss_and_gradients(theta, Xb, Yb)
+
     return _interleaved(lin, grad, repeats, inner)
 
 
@@ -81,22 +82,22 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     q = args.quick
-    repeats, inner = (7, 50) if q else (9, 100)
+    repeats, budget = (5, 0.05) if q else (7, 0.2)
     cases = [("default task", 200, [20, 256, 1]),
              ("wide", 1000 if q else 2000, [100, 1024 if q else 4096, 1]),
              ("depth 4", 500 if q else 1000, [50, 256 if q else 512, 256 if q else 512,
                                               256 if q else 512, 10])]
     print("1. full batch, cached forward pass at theta_tilde: linearised step / gradient step")
     for name, n, widths in cases:
-        t_lin, t_gd = step_ratio(n, widths, None, inner, repeats)
+        t_lin, t_gd = step_ratio(n, widths, None, repeats, budget)
         print(f"   {name:<13s} n={n:<5d} widths={widths}: linearised {t_lin * 1e3:8.3f} ms, "
               f"gradient {t_gd * 1e3:8.3f} ms, ratio {t_lin / t_gd:.2f} (target <= 3)")
     print("2. minibatch of 64, nothing cached: linearised step / gradient step")
     for name, n, widths in cases:
-        t_lin, t_gd = step_ratio(n, widths, 64, inner, repeats)
+        t_lin, t_gd = step_ratio(n, widths, 64, repeats, budget)
         print(f"   {name:<13s} n={n:<5d} widths={widths}: linearised {t_lin * 1e3:8.3f} ms, "
               f"gradient {t_gd * 1e3:8.3f} ms, ratio {t_lin / t_gd:.2f} (target <= 3)")
-    steps = 200 if q else 1000
+    steps = 100 if q else 500
     name, n, widths = cases[0]
     t_il, t_gd = loop_ratio(n, widths, steps, 2 if q else 3)
     print(f"3. training loop, {name}, {steps} steps, K = 100: iterative linearisation "
