@@ -33,7 +33,7 @@ from theory.two_layer_alignment import (infinite_width_terms, initial_rates,
                                         initial_second_derivatives)
 
 NAME = "relu-alignment"
-DESCRIPTION = "two-layer ReLU NTK alignment vs time across richness gamma and width (lazy stays flat)"
+DESCRIPTION = "two-layer ReLU NTK alignment vs time across richness gamma and width (lazy: flat)"
 
 QUICK = {
     "n": 300, "d": 30, "num_classes": 4, "widths": [256], "gammas": [0.1, 1.0, 3.0, 10.0, 30.0],
@@ -138,8 +138,8 @@ def agreement(result) -> dict:
     final = result["losses"][0, :, :, -1]
     one = int(np.argmin(np.abs(np.log(gammas))))
     out["loss_ratio_rich_lazy"] = float(np.mean(final[-1] / final[one]))
-    out["init_alignment_infinite_gap"] = float(
-        np.abs(result["alignment_centered"][0, :, :, 0].mean(axis=0) - result["alignment_infinite"]).max())
+    a0 = result["alignment_centered"][0, :, :, 0].mean(axis=0)  # (seeds,)
+    out["init_alignment_infinite_gap"] = float(np.abs(a0 - result["alignment_infinite"]).max())
     t = result["early_times"][-1]
     taylor = result["rate_theory"][-1] * t + 0.5 * result["curvature_theory"][-1] * t * t
     sim = result["early_gain"][-1, :, -1]

@@ -1,4 +1,4 @@
-"""specialization: each head of a ReLU network specialises its kernel to its own class; a linear one cannot.
+"""specialization: each ReLU head specialises its kernel to its own class; linear heads cannot.
 
 Shan & Bordelon (2021), v1 claim 5; note sections 2, 4, 5 and experiment 7 of section 6.
 Simulation: two-layer ReLU and linear networks of the same width, both trained as the rich
@@ -22,7 +22,7 @@ from numerics.richness import train_centered
 from theory.two_layer_alignment import initial_rates, linear_head_kernels, specialization_bound
 
 NAME = "specialization"
-DESCRIPTION = "kernel specialization S_ij = A_c(K_ii, y_j): ReLU heads specialise, linear heads cannot"
+DESCRIPTION = "kernel specialization S_ij = A_c(K_ii, y_j): ReLU heads specialise, linear cannot"
 
 QUICK = {
     "n": 300, "d": 30, "num_classes": 4, "width": 256, "gamma": 30.0, "lr": 1.0, "steps": 2000,
@@ -86,7 +86,8 @@ def agreement(result) -> dict:
     xi = result["xi"]
     S = result["S_final"][relu]
     rows = S.shape[0] * S.shape[1]
-    dominant = sum(int(np.argmax(S[s, i]) == i) for s in range(S.shape[0]) for i in range(S.shape[1]))
+    dominant = sum(int(np.argmax(S[s, i]) == i)
+                   for s in range(S.shape[0]) for i in range(S.shape[1]))
     return {
         "xi_relu": float(xi[relu, :, -1].min()),
         "xi_linear": float(np.abs(xi[lin, :, -1]).max()),

@@ -92,7 +92,8 @@ def _read_bytes(path: Path) -> bytes:
         try:
             return gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"file {str(path)!r}: corrupt or truncated gzip data ({exc})") from None
+            raise ValueError(
+                f"file {str(path)!r}: corrupt or truncated gzip data ({exc})") from None
     return raw
 
 
@@ -188,7 +189,8 @@ def read_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
     data = np.asarray(batch["data"])
     labels = np.asarray(batch["labels"])
     if data.ndim != 2 or data.shape[1] != _CIFAR_ROW or data.dtype != np.uint8:
-        raise ValueError(f"file {str(path)!r}: 'data' must be a uint8 array of shape (n, {_CIFAR_ROW}), "
+        raise ValueError(f"file {str(path)!r}: 'data' must be a uint8 array of shape "
+                         f"(n, {_CIFAR_ROW}), "
                          f"got {data.dtype} {data.shape}")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"file {str(path)!r}: 'labels' must be a list of integers")
@@ -209,7 +211,8 @@ def load_cifar10(data_dir=None, split: str = "train") -> tuple[np.ndarray, np.nd
     paths = [_find(root, subdirs, name, gz=False) for name in names]
     if any(p is None for p in paths):
         raise _missing("CIFAR-10", root, subdirs, [n for n, p in zip(names, paths) if p is None],
-                       "extract cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
+                       "extract cifar-10-python.tar.gz from "
+                       "https://www.cs.toronto.edu/~kriz/cifar.html "
                        "there")
     parts = [read_cifar_batch(p) for p in paths]
     return np.concatenate([d for d, _ in parts]), np.concatenate([l for _, l in parts])

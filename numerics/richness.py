@@ -109,7 +109,7 @@ class CenteredModel:
         return [W - step * g for W, g in zip(params, grads)]
 
     def kernel(self, params, X, heads: str = "each") -> np.ndarray:
-        """Function-space kernel ``K = J J^T`` of the raw network (``gamma^2`` x NTK of ``f_gamma``)."""
+        """Function-space kernel ``K = J J^T`` of the raw network (``gamma^2`` x NTK of f_gamma)."""
         return empirical_ntk(self.net, params, X, heads=heads)
 
 

@@ -1,4 +1,4 @@
-"""Two-layer NTK alignment: per-head decomposition, early-time drift, and why linear nets cannot specialise.
+"""Two-layer NTK alignment: per-head decomposition, early-time drift, linear nets cannot specialise.
 
 Shan & Bordelon (2021), note sections 4-5. Two-layer network in the NTK parameterization
 (DESIGN.md), ``k`` heads, width ``m``, input dimension ``d``:
@@ -218,7 +218,8 @@ def flow_second_order(W1, W2, X, residual, gamma: float = 1.0, activation: str =
         d f_gamma/dt = c_2 (dPhi W2^T + Phi dW2^T) / gamma,       dDelta/dt = -d f_gamma/dt,
         d2W2/dt2 = (gamma c_2 / n) (dDelta^T Phi + Delta^T dPhi),
         d2W1/dt2 = (gamma c_2 c_1 / n) [(dDelta W2 + Delta dW2) * D]^T X,
-        d2Phi = D * (c_1 X d2W1^T),    d2feature = c_2^2 (d2Phi Phi^T + Phi d2Phi^T + 2 dPhi dPhi^T),
+        d2Phi = D * (c_1 X d2W1^T),
+        d2feature = c_2^2 (d2Phi Phi^T + Phi d2Phi^T + 2 dPhi dPhi^T),
         d2gated_i = c_2^2 c_1^2 G * (D diag(2 da_i^2 + 2 a_i d2a_i) D^T).
 
     Returns ``dW1, dW2, d2W1, d2W2, df`` (``d f_gamma / dt``), ``dfeature, dgated,
@@ -264,7 +265,7 @@ def _center(K):
 
 
 def alignment(K, Y, centered: bool = True) -> float:
-    """``A = <K, Y Y^T>_F / (||K||_F ||Y Y^T||_F)`` (centred: ``H K H`` and ``H Y``; note section 2)."""
+    """``A = <K, Y Y^T>_F / (||K||_F ||Y Y^T||_F)`` (centred: HKH, HY; note section 2)."""
     K = as_array(K, "K", ndim=2)
     Y = _targets(Y, K.shape[0])
     if centered:
@@ -301,7 +302,8 @@ def alignment_second_derivative(K, dK, d2K, Y, centered: bool = True) -> float:
     dK = as_array(dK, "dK", ndim=2)
     d2K = as_array(d2K, "d2K", ndim=2)
     if dK.shape != K.shape or d2K.shape != K.shape:
-        raise ValueError(f"dK and d2K must have the shape of K {K.shape}, got {dK.shape}, {d2K.shape}")
+        raise ValueError(f"dK and d2K must have the shape of K {K.shape}, "
+                         f"got {dK.shape}, {d2K.shape}")
     Y = _targets(Y, K.shape[0])
     if centered:
         K, dK, d2K, Y = _center(K), _center(dK), _center(d2K), Y - Y.mean(axis=0)

@@ -20,7 +20,8 @@ matplotlib.use("Agg")
 def holds(module, numbers, keys=None):
     for key in keys or module.TARGETS:
         low, high = module.TARGETS[key]
-        assert low <= numbers[key] <= high, f"{module.NAME}: {key} = {numbers[key]} not in [{low}, {high}]"
+        assert low <= numbers[key] <= high, \
+            f"{module.NAME}: {key} = {numbers[key]} not in [{low}, {high}]"
 
 
 def test_specialization_one_seed():
@@ -71,8 +72,10 @@ def write_mnist(root, n=100, seed=0):
     rng = np.random.default_rng(seed)
     labels = (np.arange(n) % 10).astype(np.uint8)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    for name, arr in (("train-images-idx3-ubyte.gz", images), ("train-labels-idx1-ubyte.gz", labels)):
-        header = struct.pack(">HBB", 0, 8, arr.ndim) + b"".join(struct.pack(">i", s) for s in arr.shape)
+    for name, arr in (("train-images-idx3-ubyte.gz", images),
+                      ("train-labels-idx1-ubyte.gz", labels)):
+        header = struct.pack(">HBB", 0, 8, arr.ndim)
+        header += b"".join(struct.pack(">i", s) for s in arr.shape)
         (root / name).write_bytes(gzip.compress(header + arr.tobytes()))
 
 

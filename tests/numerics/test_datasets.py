@@ -157,7 +157,8 @@ def test_cifar_malformed(tmp_path):
         load_cifar10(tmp_path)
     with open(path, "wb") as fh:
         pickle.dump({b"data": np.zeros((3, 3072), np.uint8), b"labels": [1, 2]}, fh)
-    with pytest.raises(ValueError, match=r"label count mismatch in .*data_batch_3.*2 labels.*3 images"):
+    with pytest.raises(ValueError,
+                       match=r"label count mismatch in .*data_batch_3.*2 labels.*3 images"):
         read_cifar_batch(path)
     with open(path, "wb") as fh:
         pickle.dump({b"data": np.zeros((3, 100), np.uint8), b"labels": [1, 2, 3]}, fh)
@@ -216,9 +217,11 @@ def test_image_classification_mnist(tmp_path):
     np.testing.assert_allclose(np.sum(ds.X ** 2, axis=1), 784.0, rtol=1e-12)
     np.testing.assert_array_equal(np.bincount(ds.info["labels"]), [4, 4, 4])
     # Remapping: label i of the subset is original class classes[i].
-    np.testing.assert_array_equal(np.array([7, 2, 5])[ds.info["labels"]], labels[ds.info["indices"]])
+    np.testing.assert_array_equal(np.array([7, 2, 5])[ds.info["labels"]],
+                                  labels[ds.info["indices"]])
     raw = images[ds.info["indices"]].reshape(12, -1) / 255.0
-    np.testing.assert_allclose(ds.X, raw * np.sqrt(784) / np.linalg.norm(raw, axis=1, keepdims=True))
+    norms = np.linalg.norm(raw, axis=1, keepdims=True)
+    np.testing.assert_allclose(ds.X, raw * np.sqrt(784) / norms)
     # Centred one-hot targets: rows sum to zero, the own class holds 1 - 1/C.
     np.testing.assert_allclose(ds.Y.sum(axis=1), 0.0, atol=1e-15)
     np.testing.assert_allclose(ds.Y[np.arange(12), ds.info["labels"]], 2.0 / 3.0)

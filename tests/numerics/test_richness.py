@@ -24,7 +24,8 @@ def test_gradient_matches_finite_differences(task, activation, depth):
     params = [W + 0.3 * np.random.default_rng(2).standard_normal(W.shape) for W in params0]
     loss, grads = model.loss_and_gradients(params, task.X, task.Y)
     assert loss == pytest.approx(model.loss(params, task.X, task.Y), rel=1e-14)
-    direction = [np.random.default_rng(5 + l).standard_normal(W.shape) for l, W in enumerate(params)]
+    direction = [np.random.default_rng(5 + l).standard_normal(W.shape)
+                 for l, W in enumerate(params)]
     eps = 1e-5
     plus = model.loss([W + eps * V for W, V in zip(params, direction)], task.X, task.Y)
     minus = model.loss([W - eps * V for W, V in zip(params, direction)], task.X, task.Y)
@@ -120,8 +121,10 @@ def test_train_centered_records(task):
     np.testing.assert_allclose(m["kernels"][0], K0, rtol=1e-12, atol=1e-12)
     direct = kernel_metrics(K0, task.Y)
     np.testing.assert_allclose(direct["specialization"], specialization(K0, task.Y), rtol=1e-12)
-    assert direct["xi"] == pytest.approx(specialization_index(specialization(K0, task.Y)), rel=1e-12)
-    assert direct["alignment_centered"] == pytest.approx(alignment(K0.sum(0), task.Y, True), rel=1e-13)
+    S = specialization(K0, task.Y)
+    assert direct["xi"] == pytest.approx(specialization_index(S), rel=1e-12)
+    A = alignment(K0.sum(0), task.Y, True)
+    assert direct["alignment_centered"] == pytest.approx(A, rel=1e-13)
     assert "top_overlap" not in kernel_metrics(K0, task.Y, spectral=False)
     for key in ("alignment_centered", "alignment_uncentered", "xi", "top_overlap"):
         assert m[key][0] == pytest.approx(direct[key], rel=1e-10)
@@ -135,8 +138,8 @@ def test_probe_set(task):
     run_params = net.init(0)
     value = rec(net, run_params, task.X, task.Y)
     assert rec.results()["kernels"].shape == (1, 3, 12, 12)
-    assert value == pytest.approx(kernel_metrics(empirical_ntk(net, run_params, probe.X, heads="each"),
-                                                 probe.Y)["alignment_centered"])
+    K = empirical_ntk(net, run_params, probe.X, heads="each")
+    assert value == pytest.approx(kernel_metrics(K, probe.Y)["alignment_centered"])
     with pytest.raises(ValueError, match="probe"):
         KernelRecorder(probe.X, None)
 
