@@ -87,11 +87,15 @@ class MemoryBudgetError(MemoryError, ValueError):
     """
 
     def __init__(self, what: str, needed: int, available: int):
+        self.what = what
         self.needed = int(needed)
         self.available = int(available)
         super().__init__(
             f"{what} needs about {_fmt_bytes(needed)} but only {_fmt_bytes(available)} of memory "
             f"is available ({MEMORY_FRACTION:.0%} of free memory); use a smaller width")
+
+    def __reduce__(self):  # picklable, so it crosses process-pool boundaries intact
+        return type(self), (self.what, self.needed, self.available)
 
 
 def _fmt_bytes(n: float) -> str:

@@ -8,6 +8,7 @@ the loss Hessian.
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -362,6 +363,9 @@ def test_memory_is_estimated_before_allocating():
     with pytest.raises(hs.MemoryBudgetError, match="needs about") as info:
         hs.require_memory(need, "a two-layer network of width 1e11")
     assert isinstance(info.value, ValueError) and isinstance(info.value, MemoryError)
+    # It survives pickling (process pools send it back from their workers).
+    again = pickle.loads(pickle.dumps(info.value))
+    assert str(again) == str(info.value) and again.needed == need
     assert hs.require_memory(1000, "tiny", available=10**6) == 1000
     with pytest.raises(hs.MemoryBudgetError):
         hs.require_memory(10**6, "too big", available=10**6)
