@@ -685,9 +685,11 @@ def two_layer_hessian_norm(net: MLP, params, x, head: int = 0, backend: str = "a
     ``(|v_j| K_1 + sqrt(v_j^2 K_1^2 + 4 Q)) / 2`` (``K_1 = c_2 c_1^2 |x|^2 sup|phi''|``,
     ``sqrt(Q) = c_2 c_1 |x| sup|phi'|``) cannot exceed the running maximum, so most rows of
     ``W_1`` are never read; the result is exact. ``return_visited`` also returns the fraction
-    of units evaluated.
+    of units evaluated. ``threads`` defaults to 1: the pass reads little more than ``v``, and a
+    parallel launch costs more than it saves on a shared machine (``benchmarks/bench_hessian.py``).
     """
     W1, v, x, c1, c2, act, code, threads = _two_layer_setup(net, params, x, head, backend, threads)
+    threads = 1 if threads is None else threads
     if code is None:
         norm = _two_layer_numpy(W1, v, x, c1, c2, act)[0]
         return (norm, 1.0) if return_visited else norm
