@@ -36,8 +36,8 @@ PAPER = {
     "d": 10, "widths": [2 ** k for k in range(6, 24)] + [10 ** 7],
     "activations": ["tanh", "softplus", "erf", "sigmoid", "relu"],
     "seeds": 10, "fit_from": 2 ** 12,
-    "deep_widths": [2 ** k for k in range(6, 13)], "deep_activations": ["tanh", "relu"],
-    "deep_seeds": 6, "deep_fit_from": 2 ** 7, "lanczos_tol": 1e-6, "seed": 0,
+    "deep_widths": [2 ** k for k in range(6, 12)], "deep_activations": ["tanh", "relu"],
+    "deep_seeds": 4, "deep_fit_from": 2 ** 7, "lanczos_tol": 1e-6, "seed": 0,
 }
 TARGETS = {
     "slope_sqrtlog_tanh": (-0.55, -0.45),
@@ -66,6 +66,10 @@ def sphere_input(d: int, seed) -> np.ndarray:
 
 def runs(config) -> list[dict]:
     """One run per (depth, activation, width, replicate); all share the replicate's input."""
+    for key, start in (("widths", "fit_from"), ("deep_widths", "deep_fit_from")):
+        if sum(int(m) >= int(config[start]) for m in config[key]) < 2:
+            raise ValueError(f"{key} must hold at least two widths >= {start} = {config[start]} "
+                             f"for the slope fit, got {config[key]}")
     base = {"d": int(config["d"]), "seed": int(config["seed"]),
             "lanczos_tol": float(config["lanczos_tol"])}
     out = [dict(base, depth=2, activation=a, width=int(m), replicate=r)
@@ -152,7 +156,7 @@ def agreement(result) -> dict:
         out[f"slope_sqrtlog_{a}"] = _slope(widths[big], mean[big], sqrtlog=True)
         # Geometric mean over widths of (mean over seeds) / (predicted mean).
         out[f"law_ratio_{a}"] = float(np.exp(np.mean(np.log(mean / result["theory_norm"][i]))))
-        g = result["grad_norm"][i].mean(axis=-1)[widths >= 256]
+        g = result["grad_norm"][i].mean(axis=-1)[widths >= min(256, widths.max())]
         out[f"grad_variation_{a}"] = float(np.ptp(g) / np.mean(g))
         if a == "relu":
             exact = math.sqrt(d) / np.sqrt(widths * d)

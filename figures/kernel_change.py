@@ -117,6 +117,12 @@ def train_run(point) -> dict:
 
 def runs(config) -> list[dict]:
     keys = ("n", "d", "bottleneck", "fraction", "lr_factor", "max_steps", "seed")
+    unknown = [v for v in config["variants"] if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"variants must be among {list(VARIANTS)}, got {unknown}")
+    if sum(int(m) >= int(config["fit_from"]) for m in config["widths"]) < 2:
+        raise ValueError(f"widths must hold at least two widths >= fit_from = "
+                         f"{config['fit_from']} for the slope fit, got {config['widths']}")
     return [dict({k: config[k] for k in keys}, variant=v, width=int(m), replicate=r)
             for v in config["variants"] for m in config["widths"] for r in range(config["seeds"])]
 

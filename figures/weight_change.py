@@ -46,6 +46,9 @@ def runs(config) -> list[dict]:
         if not str(v).startswith("linear"):
             raise ValueError(f"variants must be linear-output variants ('linear-tanh', "
                              f"'linear-relu'), got {v!r}")
+    if len(config["widths"]) < 2:
+        raise ValueError(f"widths must hold at least two widths for the slope fit, "
+                         f"got {config['widths']}")
     return [dict({k: config[k] for k in keys}, variant=v, width=int(m), replicate=r)
             for v in config["variants"] for m in config["widths"] for r in range(config["seeds"])]
 

@@ -393,7 +393,8 @@ def output_hessian_top_eigs(net: MLP, params, x, k: int = 1, which: str = "LM", 
     """
     one_of(which, "which", ("LM", "LA", "SA", "BE"))
     x = _single_input(_check_net(net), x)
-    # Check the memory before the forward pass.
+    require_memory(estimate_bytes(net.widths, "lanczos", n=1),
+                   f"Lanczos on a network with {net.num_params} parameters")
     op = _prepare(net, params, x[None], "output", head=head).operator()
     return _lanczos(op, k, which, tol, seed, ncv, 1, net.widths)
 

@@ -24,7 +24,8 @@ def test_registered_with_matching_configurations():
 def test_hessian_width_reduced_scale():
     config = dict(hessian_width.QUICK, widths=[2 ** k for k in range(6, 15)],
                   activations=["tanh", "relu"], seeds=3, fit_from=2 ** 9,
-                  deep_widths=[32, 64, 128], deep_seeds=2, deep_fit_from=32)
+                  deep_widths=[64, 128, 256, 512], deep_activations=["tanh"], deep_seeds=2,
+                  deep_fit_from=64)
     result = hessian_width.compute(config)
     agr = hessian_width.agreement(result)
     assert agr["relu_exact_rel_err"] < 1e-12
@@ -33,7 +34,9 @@ def test_hessian_width_reduced_scale():
     assert abs(agr["slope_sqrtlog_tanh"] + 0.5) < 0.1
     assert agr["grad_variation_tanh"] < 0.05 and agr["grad_variation_relu"] < 0.05
     assert abs(agr["frobenius_slope_tanh"]) < 0.05
-    assert -0.7 < agr["slope_three_layer_tanh"] < -0.3
+    # Issue 6: three layers, slope within 0.1 of -1/2 while ||grad f|| varies by under 10 %.
+    assert abs(agr["slope_three_layer_tanh"] + 0.5) < 0.1
+    assert agr["grad_variation_three_layer_tanh"] < 0.1
     fig = hessian_width.plot(result)
     assert len(fig.axes) == 4
 
@@ -70,6 +73,15 @@ def test_weight_change_reduced_scale_and_lazy_prediction():
         weight_change.runs(dict(config, variants=["output-tanh"]))
 
 
+def test_configurations_that_cannot_be_fitted_are_refused():
+    with pytest.raises(ValueError, match="fit_from"):
+        hessian_width.runs(dict(hessian_width.QUICK, widths=[64, 128], fit_from=128))
+    with pytest.raises(ValueError, match="variants"):
+        kernel_change.runs(dict(kernel_change.QUICK, variants=["linear-sigmoid"]))
+    with pytest.raises(ValueError, match="widths"):
+        weight_change.runs(dict(weight_change.QUICK, widths=[64]))
+
+
 def test_too_wide_is_refused_before_allocating():
     point = dict(hessian_width.runs(hessian_width.QUICK)[0], width=2 ** 40)
     with pytest.raises(MemoryBudgetError, match="needs about"):
@@ -83,9 +95,9 @@ def test_too_wide_is_refused_before_allocating():
 
 def test_cli_reports_a_too_wide_network_in_one_line(tmp_path, capsys):
     code = main(["run", "hessian-width", "--out", str(tmp_path), "--quiet",
-                 "--set", f"widths=[{2 ** 40}]", "--set", "seeds=1",
-                 "--set", "activations=[\"tanh\"]", "--set", "deep_widths=[8]",
-                 "--set", "deep_seeds=1"])
+                 "--set", f"widths=[{2 ** 40}, {2 ** 41}]", "--set", "seeds=1",
+                 "--set", "activations=[\"tanh\"]", "--set", "deep_widths=[8, 16]",
+                 "--set", "deep_fit_from=8", "--set", "deep_seeds=1"])
     err = capsys.readouterr().err
     assert code == 2
     assert "needs about" in err and "Traceback" not in err
