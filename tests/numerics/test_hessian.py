@@ -404,3 +404,38 @@ def test_public_names_exist():
     for name in hs.__all__:
         assert hasattr(hs, name), name
     assert set(ACTIVATIONS) >= set(hs._CODES)
+
+
+# --------------------------------------------------------------------------- paper scale
+@pytest.mark.slow
+def test_closed_form_at_ten_million_units():
+    """m = 10^7, d = 10 (0.8 GB of weights): norm-only pass == full pass; ReLU exact."""
+    m, d = 10 ** 7, 10
+    hs.require_memory(3 * hs.estimate_bytes([d, m, 1]), "the 10^7-unit test")
+    rng = np.random.default_rng(17)
+    params = [rng.standard_normal((m, d)), rng.standard_normal((1, m))]
+    x = _unit_input(d, rng)
+    for activation in ("tanh", "relu"):
+        net = MLP([d, m, 1], activation=activation)
+        full = hs.two_layer_hessian(net, params, x)
+        assert hs.output_hessian_norm(net, params, x) == full.norm
+        if activation == "relu":
+            assert abs(full.norm - 1 / math.sqrt(m)) < 1e-14 / math.sqrt(m)
+        else:
+            assert abs(full.grad_norm - 0.9267) < 0.01
+
+
+@pytest.mark.slow
+def test_tanh_slope_over_the_issue_widths():
+    """Issue 6 target: slope of ||H|| / sqrt(log m) over 2^12 .. 2^20 within 0.05 of -1/2."""
+    d = 10
+    ms = 2 ** np.arange(12, 21)
+    H = np.zeros(len(ms))
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        x = _unit_input(d, rng)
+        for i, m in enumerate(ms):
+            net = MLP([d, int(m), 1], activation="tanh")
+            H[i] += hs.output_hessian_norm(net, net.init(rng), x) / 8
+    slope = np.polyfit(np.log(ms), np.log(H / np.sqrt(np.log(ms))), 1)[0]
+    assert abs(slope + 0.5) < 0.05
