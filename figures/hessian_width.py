@@ -37,7 +37,7 @@ PAPER = {
     "activations": ["tanh", "softplus", "erf", "sigmoid", "relu"],
     "seeds": 10, "fit_from": 2 ** 12,
     "deep_widths": [2 ** k for k in range(6, 12)], "deep_activations": ["tanh", "relu"],
-    "deep_seeds": 4, "deep_fit_from": 2 ** 7, "lanczos_tol": 1e-6, "seed": 0,
+    "deep_seeds": 8, "deep_fit_from": 2 ** 8, "lanczos_tol": 1e-6, "seed": 0,
 }
 TARGETS = {
     "slope_sqrtlog_tanh": (-0.55, -0.45),
