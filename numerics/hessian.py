@@ -74,6 +74,8 @@ __all__ = [
 ]
 
 _FLOAT = 8  # bytes per float64
+# Below this many parameters Lanczos is replaced by a dense eigendecomposition.
+_DENSE_MAX = 64
 # Fraction of the currently available memory a computation may claim.
 MEMORY_FRACTION = 0.8
 
@@ -379,8 +381,19 @@ def _lanczos(op: LinearOperator, k: int, which: str, tol: float, seed, ncv, n_in
     ncv_eff = min(P, max(2 * k + 1, 20)) if ncv is None else positive_int(ncv, "ncv")
     require_memory(estimate_bytes(widths, "lanczos", n=n_inputs, ncv=ncv_eff),
                    f"Lanczos on a network with {P} parameters")
+    if P <= _DENSE_MAX:
+        # Small problems: the dense matrix from P exact products and LAPACK.
+        evals = np.linalg.eigvalsh(_dense(op, "a small dense Hessian"))
+        order = {"LM": np.argsort(-np.abs(evals), kind="stable"), "LA": np.argsort(-evals),
+                 "SA": np.argsort(evals)}.get(which)
+        if order is None:  # "BE": alternate from both ends
+            idx = np.argsort(evals)
+            order = np.array([idx[-1 - i // 2] if i % 2 == 0 else idx[i // 2] for i in range(k)])
+        return np.sort(evals[order[:k]])[::-1]
     rng = as_generator(seed)
     v0 = rng.standard_normal(P)
+    if not np.any(op.matvec(v0)):
+        return np.zeros(k)  # H v0 = 0 for a random v0: H = 0 (e.g. a model linear in theta)
     vals = eigsh(op, k=k, which=which, tol=tol, v0=v0, ncv=ncv, return_eigenvectors=False)
     return np.sort(vals)[::-1]
 

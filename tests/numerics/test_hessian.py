@@ -250,7 +250,7 @@ def test_multi_head_two_layer_uses_its_row_of_w2():
 
 # ----------------------------------------------------------------------- deeper networks
 @pytest.mark.parametrize("widths,out", [([4, 8, 6, 1], None), ([4, 8, 6, 5, 1], None),
-                                        ([4, 10, 1], "tanh"), ([4, 6, 6, 2], "sigmoid")])
+                                        ([4, 16, 1], "tanh"), ([4, 6, 6, 2], "sigmoid")])
 def test_lanczos_norm_matches_dense_eigenvalues(widths, out):
     rng = np.random.default_rng(11)
     net = MLP(widths, activation="tanh", output_activation=out)
@@ -262,6 +262,24 @@ def test_lanczos_norm_matches_dense_eigenvalues(widths, out):
     assert abs(hs.output_hessian_norm(net, params, x, head=head) - want) < 1e-8 * want
     top = hs.output_hessian_top_eigs(net, params, x, k=3, which="LA", head=head)
     np.testing.assert_allclose(top, np.sort(dense)[::-1][:3], rtol=1e-8)
+
+
+def test_small_and_zero_hessians():
+    """Below 64 parameters the top eigenvalues come from the dense matrix; H = 0 gives 0."""
+    rng = np.random.default_rng(18)
+    for widths, out in (([2, 3, 2], None), ([3, 1], "tanh"), ([1, 1, 1, 1], None)):
+        net = MLP(widths, activation="tanh", output_activation=out)
+        params = net.init(rng)
+        x = rng.standard_normal(widths[0])
+        ev = np.linalg.eigvalsh(hs.output_hessian_dense(net, params, x))
+        assert hs.output_hessian_norm(net, params, x) == pytest.approx(np.max(np.abs(ev)),
+                                                                       rel=1e-12)
+        if net.num_params > 1:
+            top = hs.output_hessian_top_eigs(net, params, x, k=1, which="LA")
+            assert top[0] == pytest.approx(ev.max(), rel=1e-12, abs=1e-15)
+    for d in (5, 100):  # a linear model: the Hessian vanishes (dense path, then the Lanczos guard)
+        net = MLP([d, 1])
+        assert hs.output_hessian_norm(net, net.init(0), np.ones(d)) == 0.0
 
 
 def test_nonlinear_output_hessian_is_rank_one_plus_scaled():
