@@ -34,7 +34,7 @@ DESCRIPTION = ("iterative linearisation: eNTK constant within blocks, jumps and 
 QUICK = {
     "d": 20, "n_train": 200, "n_test": 1000, "width": 256, "activation": "relu",
     "lr": 1.0, "steps": 1000, "period": 100, "probe": 50, "kernel_every": 10,
-    "lrs": [0.5, 2.0], "periods": [1, 100, 1000, 0], "grid_steps": 1500, "seed": 0,
+    "lrs": [0.5, 2.0], "periods": [1, 30, 300, 0], "grid_steps": 600, "seed": 0,
 }
 PAPER = {
     "d": 20, "n_train": 200, "n_test": 1000, "width": 256, "activation": "relu",

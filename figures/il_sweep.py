@@ -58,34 +58,45 @@ def _periods(config):
     return periods
 
 
+def runs(config) -> list[dict]:
+    """One independent training per (seed, K), ``K`` in ``periods`` plus infinity (period 0)."""
+    periods = _periods(config) + [0]
+    return [dict(config, replicate=s, period=K)
+            for s in range(int(config["seeds"])) for K in periods]
+
+
+def run(point) -> dict:
+    """Iterative linearised training of one seed at one period ``K`` (0 = never)."""
+    net, params, X, Y, X_test, Y_test = default_task(point, point["replicate"])
+    K = float("inf") if point["period"] == 0 else int(point["period"])
+    traj = iterative_linearised_training(net, params, X, Y, float(point["lr"]), int(point["steps"]),
+                                         K, test=(X_test, Y_test),
+                                         every=int(point["record_every"]))
+    obs = traj.observables
+    return {"test_loss_curve": obs["test_loss"], "record_steps": traj.record_steps,
+            "test_loss": obs["test_loss"][-1], "test_accuracy": obs["test_accuracy"][-1],
+            "train_loss": obs["loss"][-1], "feature_updates": np.array(traj.feature_updates)}
+
+
+def combine(config, results) -> dict:
+    """Stack the runs (in the order of :func:`runs`) into (seed, period) arrays."""
+    periods = _periods(config) + [0]
+    shape = (int(config["seeds"]), len(periods))
+
+    def stack(key):
+        return np.array([np.asarray(r[key], dtype=float) for r in results]).reshape(
+            shape + np.shape(results[0][key]))
+
+    return {"periods": np.array(periods), "feature_updates": stack("feature_updates")[0],
+            "test_loss": stack("test_loss"), "test_accuracy": stack("test_accuracy"),
+            "train_loss": stack("train_loss"), "record_steps": results[0]["record_steps"],
+            "test_loss_curves": stack("test_loss_curve"),
+            "steps": np.array(int(config["steps"])), "epsilon": np.array(float(config["epsilon"]))}
+
+
 def compute(config) -> dict:
-    """Train every (seed, K) pair, ``K`` in ``periods`` plus infinity (stored as period 0)."""
-    periods = _periods(config)
-    steps, lr = int(config["steps"]), float(config["lr"])
-    seeds = int(config["seeds"])
-    all_periods = periods + [float("inf")]
-    shape = (seeds, len(all_periods))
-    test_loss, test_acc, train_loss, updates = (np.empty(shape) for _ in range(4))
-    curves = None
-    for s in range(seeds):
-        net, params, X, Y, X_test, Y_test = default_task(config, s)
-        for j, K in enumerate(all_periods):
-            traj = iterative_linearised_training(net, params, X, Y, lr, steps, K,
-                                                 test=(X_test, Y_test),
-                                                 every=int(config["record_every"]))
-            obs = traj.observables
-            if curves is None:
-                record_steps = traj.record_steps
-                curves = np.empty(shape + (len(record_steps),))
-            curves[s, j] = obs["test_loss"]
-            test_loss[s, j] = obs["test_loss"][-1]
-            test_acc[s, j] = obs["test_accuracy"][-1]
-            train_loss[s, j] = obs["loss"][-1]
-            updates[s, j] = traj.feature_updates
-    return {"periods": np.array(periods + [0]), "feature_updates": updates[0],
-            "test_loss": test_loss, "test_accuracy": test_acc, "train_loss": train_loss,
-            "record_steps": record_steps, "test_loss_curves": curves,
-            "steps": np.array(steps), "epsilon": np.array(float(config["epsilon"]))}
+    """All runs in this process (the runner distributes :func:`runs` over an executor)."""
+    return combine(config, [run(point) for point in runs(config)])
 
 
 def ratios(result) -> np.ndarray:
