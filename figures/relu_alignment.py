@@ -43,6 +43,7 @@ QUICK = {
 PAPER = dict(QUICK, widths=[256, 1024, 4096], gammas=[0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
              steps=3000, num_records=24, seeds=3)
 EARLY_T = 1.0  # horizon of the early-time check, run with lr = EARLY_T / 100
+EARLY_STEPS = np.unique(np.round(np.geomspace(1, 100, 9)).astype(int))
 
 TARGETS = {
     "gain_lazy_max": (0.0, 0.01),          # |A_c(T) - A_c(0)| for gamma <= 1, every seed
@@ -62,60 +63,78 @@ def load_task(config, seed):
                                fallback=config["fallback_synthetic"])
 
 
-def compute(config) -> dict:
+def runs(config) -> list[dict]:
+    """One independent run per (seed, width, gamma); the first width also runs the t = 0 checks."""
+    return [dict(config, replicate=s, width=int(m), gamma=float(gamma), early_checks=(a == 0))
+            for s in range(int(config["seeds"])) for a, m in enumerate(config["widths"])
+            for gamma in config["gammas"]]
+
+
+def run(point) -> dict:
+    """Train one centred network ``f_gamma``; with ``early_checks`` also compare the exact
+    initial rate and second-order expansion of ``A_c`` with short gradient-descent runs."""
+    seed = int(point["seed"]) + int(point["replicate"])
+    gamma = float(point["gamma"])
+    ds = load_task(point, seed)
+    net = MLP([ds.X.shape[1], int(point["width"]), ds.Y.shape[1]], "relu")
+    trained = train_centered(net, ds.X, ds.Y, gamma, point["lr"], point["steps"], seed=seed,
+                             num_records=point["num_records"])
+    out = {"alignment_centered": trained.metrics["alignment_centered"],
+           "alignment_uncentered": trained.metrics["alignment_uncentered"],
+           "top_overlap": trained.metrics["top_overlap"], "losses": trained.losses,
+           "record_times": trained.record_times}
+    if point["early_checks"]:
+        f_inf, g_inf = infinite_width_terms(ds.X)
+        out["alignment_infinite"] = alignment(f_inf + g_inf, ds.Y, centered=True)
+        # Exact initial rate vs a finite difference with gamma * t = 1e-3.
+        t = 1e-3 / gamma
+        rates = initial_rates(*trained.params0, ds.X, ds.Y, gamma)
+        short = train_centered(net, ds.X, ds.Y, gamma, t / 10, 10, params0=trained.params0,
+                               num_records=2)
+        out["rate_theory"] = rates["alignment_centered_rate"]
+        out["rate_fd"] = short.gain() / t
+        # Early-time expansion A' t + A'' t^2 / 2 vs GD with lr = EARLY_T / 100.
+        out["curvature_theory"] = initial_second_derivatives(
+            *trained.params0, ds.X, ds.Y, gamma)["alignment_centered"]
+        trace = train_centered(net, ds.X, ds.Y, gamma, EARLY_T / 100, 100,
+                               params0=trained.params0, record_steps=EARLY_STEPS, spectral=False)
+        a_early = trace.metrics["alignment_centered"]
+        out["early_gain"] = a_early[1:] - a_early[0]
+    return out
+
+
+def combine(config, results) -> dict:
+    """Stack the runs (in the order of :func:`runs`) into (width, gamma, seed) arrays."""
     widths = np.asarray(config["widths"], dtype=int)
     gammas = np.asarray(config["gammas"], dtype=float)
     seeds = int(config["seeds"])
-    shape = (len(widths), len(gammas), seeds)
-    a_c = a_u = overlap = losses = None
-    a_inf = np.empty(seeds)
-    rate_theory = np.empty((len(gammas), seeds))
-    rate_fd = np.empty((len(gammas), seeds))
-    curvature = np.empty((len(gammas), seeds))
-    early_steps = np.unique(np.round(np.geomspace(1, 100, 9)).astype(int))
-    early_times = EARLY_T * early_steps / 100
-    early = np.empty((len(gammas), seeds, len(early_times)))
-    for s in range(seeds):
-        seed = int(config["seed"]) + s
-        ds = load_task(config, seed)
-        d = ds.X.shape[1]
-        f_inf, g_inf = infinite_width_terms(ds.X)
-        a_inf[s] = alignment(f_inf + g_inf, ds.Y, centered=True)
-        for a, m in enumerate(widths):
-            net = MLP([d, int(m), ds.Y.shape[1]], "relu")
-            for b, gamma in enumerate(gammas):
-                run = train_centered(net, ds.X, ds.Y, float(gamma), config["lr"], config["steps"],
-                                     seed=seed, num_records=config["num_records"])
-                if a_c is None:
-                    r = len(run.record_steps)
-                    a_c, a_u, overlap = (np.empty(shape + (r,)) for _ in range(3))
-                    losses = np.empty(shape + (len(run.losses),))
-                    record_times = run.record_times
-                a_c[a, b, s] = run.metrics["alignment_centered"]
-                a_u[a, b, s] = run.metrics["alignment_uncentered"]
-                overlap[a, b, s] = run.metrics["top_overlap"]
-                losses[a, b, s] = run.losses
-                if a == 0:
-                    # Exact initial rate vs a finite difference with gamma * t = 1e-3.
-                    t = 1e-3 / gamma
-                    rates = initial_rates(*run.params0, ds.X, ds.Y, float(gamma))
-                    short = train_centered(net, ds.X, ds.Y, float(gamma), t / 10, 10,
-                                           params0=run.params0, num_records=2)
-                    rate_theory[b, s] = rates["alignment_centered_rate"]
-                    rate_fd[b, s] = short.gain() / t
-                    # Early-time expansion A' t + A'' t^2 / 2 vs GD with lr = EARLY_T / 100.
-                    curvature[b, s] = initial_second_derivatives(
-                        *run.params0, ds.X, ds.Y, float(gamma))["alignment_centered"]
-                    trace = train_centered(net, ds.X, ds.Y, float(gamma), EARLY_T / 100, 100,
-                                           params0=run.params0, record_steps=early_steps,
-                                           spectral=False)
-                    a_early = trace.metrics["alignment_centered"]
-                    early[b, s] = a_early[1:] - a_early[0]
-    return {"widths": widths, "gammas": gammas, "record_times": record_times,
-            "times": config["lr"] * np.arange(losses.shape[-1]), "alignment_centered": a_c,
-            "alignment_uncentered": a_u, "top_overlap": overlap, "losses": losses,
-            "alignment_infinite": a_inf, "rate_theory": rate_theory, "rate_fd": rate_fd,
-            "curvature_theory": curvature, "early_times": early_times, "early_gain": early}
+    by_key = {}
+    for point, result in zip(runs(config), results):
+        by_key[point["replicate"], point["width"], point["gamma"]] = result
+
+    def grid(key):
+        return np.array([[[by_key[s, int(m), float(g)][key] for s in range(seeds)]
+                          for g in gammas] for m in widths])
+
+    def first_width(key):
+        return np.array([[by_key[s, int(widths[0]), float(g)][key] for s in range(seeds)]
+                         for g in gammas])
+
+    losses = grid("losses")
+    return {"widths": widths, "gammas": gammas, "record_times": results[0]["record_times"],
+            "times": config["lr"] * np.arange(losses.shape[-1]),
+            "alignment_centered": grid("alignment_centered"),
+            "alignment_uncentered": grid("alignment_uncentered"),
+            "top_overlap": grid("top_overlap"), "losses": losses,
+            "alignment_infinite": first_width("alignment_infinite")[0],
+            "rate_theory": first_width("rate_theory"), "rate_fd": first_width("rate_fd"),
+            "curvature_theory": first_width("curvature_theory"),
+            "early_times": EARLY_T * EARLY_STEPS / 100, "early_gain": first_width("early_gain")}
+
+
+def compute(config) -> dict:
+    """All runs in this process (the runner distributes :func:`runs` over an executor)."""
+    return combine(config, [run(point) for point in runs(config)])
 
 
 def gains(result) -> np.ndarray:
