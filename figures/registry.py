@@ -20,6 +20,7 @@ Register a module by adding its import path to ``EXPERIMENT_MODULES`` (one line 
 from __future__ import annotations
 
 import importlib
+import math
 from types import ModuleType
 
 EXPERIMENT_MODULES = [
@@ -52,6 +53,11 @@ def _load(path: str) -> ModuleType:
         raise TypeError(f"experiment module {path} lacks {missing}")
     if set(module.QUICK) != set(module.PAPER):
         raise TypeError(f"experiment module {path}: QUICK and PAPER must have the same keys")
+    for key, target in module.TARGETS.items():
+        # finite bounds only: the JSON records must stay standard JSON (no Infinity)
+        if not (len(target) == 2 and all(math.isfinite(b) for b in target) and target[0] <= target[1]):
+            raise TypeError(f"experiment module {path}: TARGETS[{key!r}] must be a finite "
+                            f"interval (low, high), got {target!r}")
     return module
 
 
