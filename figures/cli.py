@@ -77,10 +77,18 @@ def cmd_bench(args) -> int:
         scripts = [s for s in scripts if args.only in s.stem]
         if not scripts:
             raise ValueError(f"no benchmark matches --only {args.only!r}")
+    failed = []
     for script in scripts:
-        print(f"== {script.stem}")
+        print(f"== {script.stem}", flush=True)
         sys.argv = [str(script)] + (["--quick"] if args.quick else [])
-        runpy.run_path(str(script), run_name="__main__")
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exc:  # a script ending with sys.exit(main()) must not end the others
+            if exc.code not in (None, 0):
+                failed.append(script.stem)
+    if failed:
+        print(f"ntkdyn: benchmarks failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -80,3 +80,14 @@ def test_resolve_config_rejects_wrong_types():
     assert resolve_config(module, overrides={"seeds": 4})["seeds"] == 4
     with pytest.raises(ValueError, match="expects a value like"):
         resolve_config(module, overrides={"depths": 3})
+
+
+def test_bench_rejects_an_unknown_filter(capsys):
+    assert cli.main(["bench", "--only", "no-such-benchmark"]) == 2
+    assert "no benchmark matches --only 'no-such-benchmark'" in capsys.readouterr().err
+
+
+def test_derive_prints_the_derivations(capsys):
+    assert cli.main(["derive"]) == 0
+    out = capsys.readouterr().out
+    assert "balanced" in out and "verified" in out
