@@ -4,6 +4,7 @@ Never trains a network; imports numpy, scipy and sympy only. Submodules are impo
 use (``from theory import relu_ntk``), so ``import theory`` stays cheap (no sympy).
 """
 __all__ = [
+    "alignment",
     "deep_linear",
     "kernel_evolution",
     "kernel_regime",

@@ -37,6 +37,7 @@ from scipy.integrate import quad, solve_ivp
 from scipy.special import expit as _expit
 from scipy.special import log_expit as _log_expit
 
+from .alignment import alignment
 from .validation import as_array, one_of, positive_float, positive_int
 
 __all__ = [
@@ -658,19 +659,10 @@ def ntk_from_modes(a, X, V, U, heads: str = "sum") -> np.ndarray:
 def kernel_alignment(K, Y) -> float:
     """Uncentred kernel-target alignment ``<K, Y Y^T>_F / (||K||_F ||Y Y^T||_F)``.
 
-    For a scalar target this is ``y^T K y / (||K||_F ||y||^2)`` (Cristianini et al. 2002).
+    For a scalar target this is ``y^T K y / (||K||_F ||y||^2)`` (Cristianini et al. 2002);
+    the same function as :func:`theory.alignment.alignment` with ``centered=False``.
     """
-    K = as_array(K, "K", ndim=2)
-    Y = as_array(Y, "Y", ndim=(1, 2))
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if K.shape[0] != K.shape[1] or K.shape[0] != Y.shape[0]:
-        raise ValueError(f"K must be ({Y.shape[0]}, {Y.shape[0]}), got {K.shape}")
-    YY = Y @ Y.T
-    den = np.linalg.norm(K) * np.linalg.norm(YY)
-    if den == 0:
-        raise ValueError("kernel alignment is undefined for a zero kernel or zero target")
-    return float(np.vdot(K, YY) / den)
+    return alignment(K, Y, centered=False)
 
 
 def initial_kernel_scale(widths, init_scale: float, parameterization: str = "standard") -> float:

@@ -43,6 +43,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .alignment import alignment, specialization_index  # noqa: F401 (public here too)
+from .alignment import center as _center
+from .alignment import specialization as specialization_matrix
 from .relu_ntk import infinite_nngp, infinite_ntk
 from .validation import as_array, positive_float
 
@@ -259,20 +262,6 @@ def flow_second_order(W1, W2, X, residual, gamma: float = 1.0, activation: str =
 
 
 # ------------------------------------------------------------------------ alignment rates
-def _center(K):
-    K = K - K.mean(axis=-1, keepdims=True)
-    return K - K.mean(axis=-2, keepdims=True)
-
-
-def alignment(K, Y, centered: bool = True) -> float:
-    """``A = <K, Y Y^T>_F / (||K||_F ||Y Y^T||_F)`` (centred: HKH, HY; note section 2)."""
-    K = as_array(K, "K", ndim=2)
-    Y = _targets(Y, K.shape[0])
-    if centered:
-        K, Y = _center(K), Y - Y.mean(axis=0)
-    return float(np.einsum("ai,ab,bi->", Y, K, Y) / (np.linalg.norm(K) * np.linalg.norm(Y.T @ Y)))
-
-
 def alignment_rate(K, dK, Y, centered: bool = True) -> float:
     """``dA/dt`` from ``dK/dt``: ``<dK, Y Y^T>/(||K|| ||YY^T||) - A <K, dK> / ||K||^2``.
 
@@ -346,21 +335,6 @@ def initial_second_derivatives(W1, W2, X, Y, gamma: float = 1.0, activation: str
         out["specialization"] = d2S
         out["xi"] = specialization_index(d2S)
     return out
-
-
-def specialization_matrix(K_heads, Y, centered: bool = True) -> np.ndarray:
-    """``S_ij = A(K_ii, y_j)`` (note section 2)."""
-    return np.array([[alignment(K, Y[:, j], centered) for j in range(Y.shape[1])]
-                     for K in K_heads])
-
-
-def specialization_index(S) -> float:
-    """``xi = mean_i S_ii - mean_{i != j} S_ij = (1/(k-1)) sum_i (S_ii - mean_{i'} S_i'i)``."""
-    S = as_array(S, "S", ndim=2)
-    k = S.shape[0]
-    if k < 2 or S.shape[1] != k:
-        raise ValueError(f"S must be square and at least 2 x 2, got shape {S.shape}")
-    return float(np.trace(S) / k - (S.sum() - np.trace(S)) / (k * (k - 1)))
 
 
 def initial_rates(W1, W2, X, Y, gamma: float = 1.0, activation: str = "relu") -> dict:

@@ -1,0 +1,105 @@
+"""Kernel-target metrics on Gram matrices (Shan & Bordelon 2021, section 2 of our note).
+
+The (centred) kernel-target alignment of Cristianini et al. (2002) / Cortes et al. (2012),
+the specialization matrix ``S_ij = A(K_ii, y_j)`` and index ``xi``, the relative kernel change
+and the cumulative target power in the kernel's eigenbasis. Pure closed forms: used by the
+theory modules and re-exported by :mod:`numerics.kernels` for empirical kernels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .validation import as_array
+
+
+def center(K):
+    """``H K H`` with ``H = I - 1 1^T / n``, over the last two axes."""
+    K = K - K.mean(axis=-1, keepdims=True)
+    return K - K.mean(axis=-2, keepdims=True)
+
+
+def as_targets(Y, n, name="Y"):
+    Y = as_array(Y, name, ndim=(1, 2))
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.shape[0] != n:
+        raise ValueError(f"{name} must have {n} rows to match the kernel, got shape {Y.shape}")
+    return Y
+
+
+def _square_kernel(K, name="K", ndim=2):
+    K = as_array(K, name, ndim=ndim)
+    if K.shape[-1] != K.shape[-2]:
+        raise ValueError(f"{name} must be square in its last two axes, got shape {K.shape}")
+    return K
+
+
+def alignment(K, Y, centered: bool = False) -> float:
+    """Kernel-target alignment ``A = <K, Y Y^T>_F / (||K||_F ||Y Y^T||_F)``.
+
+    Cristianini et al. (2002); with ``centered=True`` both ``K`` and ``Y`` are centred
+    over the data set first (``H K H``, ``H Y``), as in Cortes et al. (2012).
+    ``Y`` is ``(n,)`` or ``(n, k)``.
+    """
+    K = _square_kernel(K)
+    Y = as_targets(Y, K.shape[0])
+    if centered:
+        K = center(K)
+        Y = Y - Y.mean(axis=0)
+    kn = np.linalg.norm(K)
+    # ||Y Y^T||_F = ||Y^T Y||_F, computed in the k x k space.
+    yn = np.linalg.norm(Y.T @ Y)
+    if kn == 0 or yn == 0:
+        raise ValueError("alignment is undefined for a zero kernel or zero (centred) targets")
+    return float(np.einsum("ia,ij,ja->", Y, K, Y) / (kn * yn))
+
+
+def specialization(K_heads, Y, centered: bool = True) -> np.ndarray:
+    """Specialization matrix ``S_ij = A(K_ii, y_j)`` for per-head kernels ``(k, n, n)``."""
+    K_heads = _square_kernel(K_heads, "K_heads", ndim=3)
+    Y = as_targets(Y, K_heads.shape[1])
+    if Y.shape[1] != K_heads.shape[0]:
+        raise ValueError(f"Y must have one column per head ({K_heads.shape[0]}), got {Y.shape[1]}")
+    k = K_heads.shape[0]
+    return np.array([[alignment(K_heads[i], Y[:, j], centered) for j in range(k)]
+                     for i in range(k)])
+
+
+def specialization_index(S) -> float:
+    """``xi = mean_i S_ii - mean_{i != j} S_ij``; positive when each head aligns to its own target."""
+    S = _square_kernel(S, "S")
+    k = S.shape[0]
+    if k < 2:
+        raise ValueError("S must be at least 2 x 2")
+    diag = np.trace(S) / k
+    return float(diag - (S.sum() - np.trace(S)) / (k * (k - 1)))
+
+
+def relative_change(K_t, K_0) -> float:
+    """Relative kernel change ``||K_t - K_0||_F / ||K_0||_F``."""
+    K_t = as_array(K_t, "K_t")
+    K_0 = as_array(K_0, "K_0")
+    if K_t.shape != K_0.shape:
+        raise ValueError(f"K_t and K_0 must have the same shape, got {K_t.shape} and {K_0.shape}")
+    return float(np.linalg.norm(K_t - K_0) / np.linalg.norm(K_0))
+
+
+def eigenvector_target_overlap(K, Y, centered: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending) and cumulative target power ``C(k) = sum_{k'<=k} ||phi_k'^T Y||^2 / ||Y||^2``.
+
+    ``C`` rises to 1; the faster it does, the more the kernel's top eigenvectors carry the target.
+    ``C[0]`` is the top eigenvector's alignment ``(phi_1 . y)^2 / ||y||^2``.
+    """
+    K = _square_kernel(K)
+    Y = as_targets(Y, K.shape[0])
+    if centered:
+        K = center(K)
+        Y = Y - Y.mean(axis=0)
+    evals, evecs = np.linalg.eigh(0.5 * (K + K.T))
+    order = np.argsort(evals)[::-1]
+    evals, evecs = evals[order], evecs[:, order]
+    power = np.sum((evecs.T @ Y) ** 2, axis=1)
+    total = np.sum(Y * Y)
+    if total == 0:
+        raise ValueError("Y must not be zero")
+    return evals, np.cumsum(power) / total
