@@ -169,16 +169,26 @@ def flow_velocity(W1, W2, X, residual, gamma: float = 1.0, activation: str = "re
     ``dW1/dt = gamma c_2 c_1 sum_i a_ik m_ik = (gamma c_2 c_1 / n) [(Delta W2) * phi'(H)]^T X``,
     ``Delta = Y - f_gamma`` the residual (``Delta = Y`` at ``t = 0``).
     """
+    W2, X, R, gamma, c1, c2, P, D = _flow_setup(W1, W2, X, residual, gamma, activation)
+    return _velocity(W2, X, R, gamma, c1, c2, P, D)
+
+
+def _flow_setup(W1, W2, X, residual, gamma, activation):
+    """Checked inputs, multipliers and ``Phi = phi(H)``, ``D = phi'(H)`` shared by the flows."""
     W1, W2, X = _weights(W1, W2, X)
     R = _targets(residual, X.shape[0], W2.shape[0], "residual")
     gamma = positive_float(gamma, "gamma")
     phi, dphi, _ = _activation(activation)
-    n, (m, d) = X.shape[0], W1.shape
+    m, d = W1.shape
     c1, c2 = 1.0 / np.sqrt(d), 1.0 / np.sqrt(m)
     H = c1 * X @ W1.T
-    dW2 = gamma * c2 * R.T @ phi(H) / n
-    dW1 = gamma * c2 * c1 * ((R @ W2) * dphi(H)).T @ X / n
-    return dW1, dW2
+    return W2, X, R, gamma, c1, c2, phi(H), dphi(H)
+
+
+def _velocity(W2, X, R, gamma, c1, c2, P, D):
+    """``(dW1/dt, dW2/dt)`` of :func:`flow_velocity` from precomputed ``Phi`` and ``D``."""
+    n = X.shape[0]
+    return gamma * c2 * c1 * ((R @ W2) * D).T @ X / n, gamma * c2 * R.T @ P / n
 
 
 def kernel_velocity(W1, W2, X, dW1, dW2, activation: str = "relu"):
@@ -233,15 +243,9 @@ def flow_second_order(W1, W2, X, residual, gamma: float = 1.0, activation: str =
     if activation not in ("relu", "linear"):
         raise ValueError(f"activation must be 'relu' or 'linear' (phi'' = 0) for the second-order "
                          f"flow, got {activation!r}")
-    W1, W2, X = _weights(W1, W2, X)
-    R = _targets(residual, X.shape[0], W2.shape[0], "residual")
-    gamma = positive_float(gamma, "gamma")
-    phi, dphi, _ = _activation(activation)
-    n, (m, d) = X.shape[0], W1.shape
-    c1, c2 = 1.0 / np.sqrt(d), 1.0 / np.sqrt(m)
-    H = c1 * X @ W1.T
-    P, D = phi(H), dphi(H)
-    dW1, dW2 = flow_velocity(W1, W2, X, R, gamma, activation)
+    W2, X, R, gamma, c1, c2, P, D = _flow_setup(W1, W2, X, residual, gamma, activation)
+    n = X.shape[0]
+    dW1, dW2 = _velocity(W2, X, R, gamma, c1, c2, P, D)
     dP = D * (c1 * X @ dW1.T)
     df = c2 * (dP @ W2.T + P @ dW2.T) / gamma
     dR = -df
