@@ -73,14 +73,24 @@ def _two_layer_ntk(net, params, X, X2, symmetric, heads, block_size):
     dtype = np.result_type(X, W1, W2)
     if block_size is None:
         block_size = max(1, _BLOCK_BYTES // (8 * max(n, n2)))
+    psi = net.output_activation
     feature = np.zeros((n, n2), dtype=dtype)
     gated = np.zeros((k, n, n2) if per_head else (n, n2), dtype=dtype)
+    # with an output non-linearity, h_L = c_2 Phi W_2^T is accumulated in the same pass
+    h_out = np.zeros((n, k), dtype=dtype) if psi is not None else None
+    h_out2 = h_out if symmetric or psi is None else np.zeros((n2, k), dtype=dtype)
     for start in range(0, m, block_size):
         sl = slice(start, min(start + block_size, m))
         H = X @ W1[sl].T
         H *= c1
         H2 = H if symmetric else c1 * (X2 @ W1[sl].T)
-        feature += _gram(phi(H), phi(H2) if not symmetric else None, symmetric)
+        P = phi(H)
+        P2 = P if symmetric else phi(H2)
+        feature += _gram(P, P2, symmetric)
+        if psi is not None:
+            h_out += P @ W2[:, sl].T
+            if not symmetric:
+                h_out2 += P2 @ W2[:, sl].T
         D, D2 = dphi(H), (None if symmetric else dphi(H2))
         if per_head:
             for i in range(k):
@@ -94,17 +104,11 @@ def _two_layer_ntk(net, params, X, X2, symmetric, heads, block_size):
     if not per_head:
         return c2sq * (k * feature + input_gram * gated)
     K = c2sq * (feature[None] + input_gram[None] * gated)
-    if net.output_activation is not None:
-        s, s2 = _output_slopes(net, params, X, X2, symmetric)
+    if psi is not None:
+        s = psi.dphi(c2 * h_out)
+        s2 = s if symmetric else psi.dphi(c2 * h_out2)
         K *= s.T[:, :, None] * s2.T[:, None, :]
     return K if heads == "each" else K.sum(axis=0)
-
-
-def _output_slopes(net, params, X, X2, symmetric):
-    """``psi'(h_L)`` on both data sets, shape ``(n, k)``."""
-    s = net.output_activation.dphi(net.forward(params, X).preactivations[-1])
-    s2 = s if symmetric else net.output_activation.dphi(net.forward(params, X2).preactivations[-1])
-    return s, s2
 
 
 def backprop_signals(net: MLP, params, forward) -> list[np.ndarray]:
