@@ -23,9 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_time, peak_memory  # noqa: E402
 
-from numerics.features import agop, nfa_correlations  # noqa: E402
-from numerics.networks import MLP  # noqa: E402
-from numerics.training import sgd_update  # noqa: E402
+from ntkdyn.numerics.features import agop, nfa_correlations  # noqa: E402
+from ntkdyn.numerics.networks import MLP  # noqa: E402
+from ntkdyn.numerics.training import sgd_update  # noqa: E402
 
 
 def per_example_agop(net, params, X, layer):

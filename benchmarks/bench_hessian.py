@@ -35,8 +35,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_time  # noqa: E402
 
-from numerics import hessian as hs  # noqa: E402
-from numerics.networks import MLP  # noqa: E402
+from ntkdyn.numerics import hessian as hs  # noqa: E402
+from ntkdyn.numerics.networks import MLP  # noqa: E402
 
 TORCH_REFERENCE_S = 0.15  # issue 6: PyTorch double-backward HVP, m = 1e5, d = 100, 2 cores
 

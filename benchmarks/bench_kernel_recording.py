@@ -27,9 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_time  # noqa: E402
 
-from numerics.kernels import empirical_ntk  # noqa: E402
-from numerics.networks import MLP  # noqa: E402
-from numerics.richness import CenteredModel, kernel_metrics  # noqa: E402
+from ntkdyn.numerics.kernels import empirical_ntk  # noqa: E402
+from ntkdyn.numerics.networks import MLP  # noqa: E402
+from ntkdyn.numerics.richness import CenteredModel, kernel_metrics  # noqa: E402
 
 
 def measure(n, d, m, k, repeats):

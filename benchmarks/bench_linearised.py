@@ -21,9 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_time  # noqa: E402
 
-from numerics.linearised import LinearisedMLP, iterative_linearised_training  # noqa: E402
-from numerics.networks import MLP  # noqa: E402
-from numerics.training import gradient_descent  # noqa: E402
+from ntkdyn.numerics.linearised import LinearisedMLP, iterative_linearised_training  # noqa: E402
+from ntkdyn.numerics.networks import MLP  # noqa: E402
+from ntkdyn.numerics.training import gradient_descent  # noqa: E402
 
 
 def _problem(n, widths, seed=0):

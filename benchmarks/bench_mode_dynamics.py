@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_time  # noqa: E402
 
-from theory.deep_linear import mode_dynamics  # noqa: E402
+from ntkdyn.theory.deep_linear import mode_dynamics  # noqa: E402
 
 
 def main(argv=None) -> int:

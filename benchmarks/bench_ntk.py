@@ -20,8 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_time, peak_memory  # noqa: E402
 
-from numerics.kernels import empirical_ntk  # noqa: E402
-from numerics.networks import MLP  # noqa: E402
+from ntkdyn.numerics.kernels import empirical_ntk  # noqa: E402
+from ntkdyn.numerics.networks import MLP  # noqa: E402
 
 
 def two_layer_vs_gemm(n, d, m, dtype, repeats):

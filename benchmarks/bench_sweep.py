@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from figures.sweep import open_executor, run_cached  # noqa: E402
+from ntkdyn.figures.sweep import open_executor, run_cached  # noqa: E402
 
 
 def trivial(point):

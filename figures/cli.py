@@ -10,6 +10,8 @@ import runpy
 import sys
 from pathlib import Path
 
+from .. import __version__
+
 EXIT_USAGE = 2
 
 
@@ -93,7 +95,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_derive(args) -> int:
-    from theory import symbolic
+    from ..theory import symbolic
     print(symbolic.derivations(fmt="latex" if args.latex else "pretty"))
     return 0
 
@@ -109,6 +111,7 @@ def cmd_report(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ntkdyn", description="Theory beside simulation for neural-tangent-kernel dynamics.")
+    parser.add_argument("--version", action="version", version=f"ntkdyn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="experiment names, one per line")

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.data import linear_teacher
-from numerics.kernels import alignment, empirical_ntk
-from numerics.networks import MLP
-from numerics.training import gradient_descent
-from theory.deep_linear import alignment_whitened, final_alignment, initial_kernel_scale
-from theory.validation import as_generator
+from ..numerics.data import linear_teacher
+from ..numerics.kernels import alignment, empirical_ntk
+from ..numerics.networks import MLP
+from ..numerics.training import gradient_descent
+from ..theory.deep_linear import alignment_whitened, final_alignment, initial_kernel_scale
+from ..base.validation import as_generator
 
 from .deep_linear_modes import mode_strengths
 

@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.data import whiten
-from numerics.kernels import alignment, empirical_ntk
-from numerics.networks import MLP
-from numerics.training import gradient_descent
-from theory.deep_linear import (alignment_general, balanced_strengths, closed_form,
+from ..numerics.data import whiten
+from ..numerics.kernels import alignment, empirical_ntk
+from ..numerics.networks import MLP
+from ..numerics.training import gradient_descent
+from ..theory.deep_linear import (alignment_general, balanced_strengths, closed_form,
                                 growing_component_u0, kernel_alignment, ntk_from_modes)
-from theory.validation import as_generator
+from ..base.validation import as_generator
 
 from .deep_linear_modes import fit_shifts, mode_strengths
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from numerics.data import linear_teacher
-from numerics.networks import MLP
-from numerics.training import gradient_descent
-from theory.deep_linear import closed_form, growing_component_u0, mode_dynamics, mode_time
-from theory.validation import as_generator
+from ..numerics.data import linear_teacher
+from ..numerics.networks import MLP
+from ..numerics.training import gradient_descent
+from ..theory.deep_linear import closed_form, growing_component_u0, mode_dynamics, mode_time
+from ..base.validation import as_generator
 
 NAME = "deep-linear-modes"
 DESCRIPTION = "deep linear nets: mode strengths u(t)/s from the ODE vs full-batch GD (depths 1-6)"

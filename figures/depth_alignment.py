@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.datasets import classification_task
-from numerics.kernels import alignment
-from numerics.networks import MLP
-from numerics.richness import train_centered
-from theory.relu_ntk import infinite_ntk
+from ..numerics.datasets import classification_task
+from ..numerics.kernels import alignment
+from ..numerics.networks import MLP
+from ..numerics.richness import train_centered
+from ..theory.relu_ntk import infinite_ntk
 
 NAME = "depth-alignment"
 DESCRIPTION = "ReLU MLPs of depth 2..5: NTK alignment is faster and larger with depth"

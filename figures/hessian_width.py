@@ -17,11 +17,11 @@ import math
 
 import numpy as np
 
-from numerics import hessian as hs
-from numerics.activations import get_activation
-from numerics.networks import MLP
-from theory import linearity as lin
-from theory.validation import as_generator
+from ..numerics import hessian as hs
+from ..base.activations import get_activation
+from ..numerics.networks import MLP
+from ..theory import linearity as lin
+from ..base.validation import as_generator
 
 NAME = "hessian-width"
 DESCRIPTION = "Hessian spectral norm ~ sqrt(log m)/sqrt(m) while ||grad f|| = O(1) (transition to linearity)"

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.kernels import empirical_ntk, relative_change
-from numerics.linearised import (damped_gauss_newton, damped_gauss_newton_step,
+from ..numerics.kernels import empirical_ntk, relative_change
+from ..numerics.linearised import (damped_gauss_newton, damped_gauss_newton_step,
                                  gauss_newton_gram, iterative_linearised_training,
                                  spectral_filter_step)
-from theory.kernel_regime import spectral_filter
+from ..theory.kernel_regime import spectral_filter
 
 from .il_sweep import default_task
 

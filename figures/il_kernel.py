@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.kernels import relative_change
-from numerics.linearised import iterative_linearised_training
+from ..numerics.kernels import relative_change
+from ..numerics.linearised import iterative_linearised_training
 
 from .il_sweep import default_task
 

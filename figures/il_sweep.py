@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.data import single_index_hermite
-from numerics.linearised import iterative_linearised_training
-from numerics.networks import MLP
+from ..numerics.data import single_index_hermite
+from ..numerics.linearised import iterative_linearised_training
+from ..numerics.networks import MLP
 
 NAME = "il-sweep"
 DESCRIPTION = ("iterative linearisation: test loss vs feature-update period K "

@@ -23,11 +23,11 @@ import math
 
 import numpy as np
 
-from numerics import hessian as hs
-from numerics.kernels import empirical_ntk, relative_change
-from numerics.networks import MLP
-from theory import linearity as lin
-from theory.validation import as_generator
+from ..numerics import hessian as hs
+from ..numerics.kernels import empirical_ntk, relative_change
+from ..numerics.networks import MLP
+from ..theory import linearity as lin
+from ..base.validation import as_generator
 
 NAME = "kernel-change"
 DESCRIPTION = "relative NTK change after training vs width: falls with a linear output, flat with a tanh output or a bottleneck"

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.data import low_rank_task
-from numerics.features import nfa_observable, ptk_gram
-from numerics.networks import MLP
-from numerics.training import gradient_descent, record_schedule
-from theory.nfa import early_centered_nfc, relu_ptk_two_layer
+from ..numerics.data import low_rank_task
+from ..numerics.features import nfa_observable, ptk_gram
+from ..numerics.networks import MLP
+from ..numerics.training import gradient_descent, record_schedule
+from ..theory.nfa import early_centered_nfc, relu_ptk_two_layer
 
 NAME = "nfa-early-time"
 DESCRIPTION = "early-time C-NFA theory (inputs, labels, initial PTK) vs GD, across init scales"

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.data import low_rank_task
-from numerics.features import (RecursiveFeatureMachine, SpeedLimited, matrix_correlation,
+from ..numerics.data import low_rank_task
+from ..numerics.features import (RecursiveFeatureMachine, SpeedLimited, matrix_correlation,
                                nfa_correlations, nfm, principal_cosines)
-from numerics.networks import MLP
-from numerics.training import gradient_descent, record_schedule
+from ..numerics.networks import MLP
+from ..numerics.training import gradient_descent, record_schedule
 
 NAME = "nfa-rule"
 DESCRIPTION = "speed-limited steps at one layer vs GD: NFA per layer, feature quality; RFM"

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.data import low_rank_task
-from numerics.datasets import image_classification, load_digits, load_mnist
-from numerics.features import nfa_observable
-from numerics.networks import MLP
-from numerics.training import gradient_descent, record_schedule
+from ..numerics.data import low_rank_task
+from ..numerics.datasets import image_classification, load_digits, load_mnist
+from ..numerics.features import nfa_observable
+from ..numerics.networks import MLP
+from ..numerics.training import gradient_descent, record_schedule
 
 NAME = "nfa-training"
 DESCRIPTION = "UC-NFA and C-NFA per layer vs training time (5 hidden ReLU layers, low-rank task)"

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.kernels import empirical_ntk
-from numerics.networks import MLP
-from theory.relu_ntk import infinite_ntk
-from theory.validation import as_generator
+from ..numerics.kernels import empirical_ntk
+from ..numerics.networks import MLP
+from ..theory.relu_ntk import infinite_ntk
+from ..base.validation import as_generator
 
 NAME = "ntk-width"
 DESCRIPTION = "empirical NTK of ReLU MLPs vs the infinite-width NTK: error ~ width^(-1/2)"

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.datasets import classification_task
-from numerics.kernels import alignment
-from numerics.networks import MLP
-from numerics.richness import train_centered
-from theory.two_layer_alignment import (infinite_width_terms, initial_rates,
+from ..numerics.datasets import classification_task
+from ..numerics.kernels import alignment
+from ..numerics.networks import MLP
+from ..numerics.richness import train_centered
+from ..theory.two_layer_alignment import (infinite_width_terms, initial_rates,
                                         initial_second_derivatives)
 
 NAME = "relu-alignment"

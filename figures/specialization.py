@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.datasets import classification_task
-from numerics.kernels import empirical_ntk
-from numerics.networks import MLP
-from numerics.richness import train_centered
-from theory.two_layer_alignment import initial_rates, linear_head_kernels, specialization_bound
+from ..numerics.datasets import classification_task
+from ..numerics.kernels import empirical_ntk
+from ..numerics.networks import MLP
+from ..numerics.richness import train_centered
+from ..theory.two_layer_alignment import initial_rates, linear_head_kernels, specialization_bound
 
 NAME = "specialization"
 DESCRIPTION = "kernel specialization S_ij = A_c(K_ii, y_j): ReLU heads specialise, linear cannot"

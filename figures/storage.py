@@ -7,10 +7,11 @@ import os
 import tempfile
 import zipfile
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from .. import __version__
 
 
 _UMASK = os.umask(0)
@@ -18,10 +19,7 @@ os.umask(_UMASK)
 
 
 def library_version() -> str:
-    try:
-        return metadata.version("ntkdyn")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
+    return __version__
 
 
 def config_hash(name: str, config: dict) -> str:

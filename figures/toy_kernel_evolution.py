@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.kernel_evolution import (closed_form, final_eigenvalue, integrate, observables,
+from ..theory.kernel_evolution import (closed_form, final_eigenvalue, integrate, observables,
                                      power_law_problem, static_loss)
 
 NAME = "toy-kernel-evolution"

@@ -2,8 +2,8 @@
 
 The most used names are re-exported here; each lives in the module named beside it.
 """
-from .activations import ACTIVATIONS, Activation, get_activation
-from .errors import DivergenceError
+from ..base.activations import ACTIVATIONS, Activation, get_activation
+from ..base.errors import DivergenceError
 from .features import RecursiveFeatureMachine, SpeedLimited, agop, nfa_correlation, nfm
 from .kernels import (alignment, eigenvector_target_overlap, empirical_ntk, relative_change,
                       specialization, specialization_index)

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory.validation import as_array, as_generator, positive_float, positive_int
+from ..base.validation import as_array, as_generator, positive_float, positive_int
 
-from .activations import get_activation
+from ..base.activations import get_activation
 
 
 @dataclass

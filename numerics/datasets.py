@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from theory.validation import as_generator, one_of, positive_int
+from ..base.validation import as_generator, one_of, positive_int
 
 from .data import Dataset, gaussian_mixture_classes, one_hot
 

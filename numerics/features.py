@@ -31,8 +31,8 @@ import numbers
 import numpy as np
 from scipy import linalg
 
-from theory.nfa import KINDS, matrix_correlation, psd_power
-from theory.validation import as_array, one_of, positive_float, positive_int
+from ..theory.nfa import KINDS, matrix_correlation, psd_power
+from ..base.validation import as_array, one_of, positive_float, positive_int
 
 from .kernels import backprop_signals
 from .networks import MLP

@@ -48,9 +48,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from theory.validation import as_array, as_generator, one_of, positive_float, positive_int
+from ..base.validation import as_array, as_generator, one_of, positive_float, positive_int
 
-from .activations import ACTIVATIONS, Activation
+from ..base.activations import Activation
 from .networks import MLP
 
 __all__ = [
@@ -161,7 +161,7 @@ def _need_second_derivative(act: Activation, argument: str) -> None:
         raise ValueError(
             f"{argument} {act.name!r} has no second derivative (d2phi is {d2!r}); Hessians of "
             "the network need phi''. Give the Activation a d2phi (zero for piecewise-linear "
-            "functions) or use a name from numerics.activations.ACTIVATIONS")
+            "functions) or use a name from ntkdyn.base.activations.ACTIVATIONS")
 
 
 def _check_net(net, need_hidden: bool = True) -> MLP:
@@ -457,9 +457,6 @@ class TwoLayerHessian:
     output: float
 
 
-# Activation codes understood by the Numba kernel (registry objects only; anything else
-# goes through the blocked NumPy path with the activation's own phi, dphi, d2phi).
-_CODES = {"linear": 0, "relu": 1, "tanh": 2, "erf": 3, "softplus": 4, "sigmoid": 5}
 _NUMPY_BLOCK_ROWS = 1 << 16
 
 _KERNEL = None
@@ -611,15 +608,6 @@ def _two_layer_numpy(W1, v, x, c1, c2, act: Activation):
     return best, arg, frob, grad, out
 
 
-# (sup |phi'|, sup |phi''|) over the real line, for the pruning bound of the norm-only kernel.
-_SUP_DERIVATIVES = {
-    0: (1.0, 0.0),
-    1: (1.0, 0.0),
-    2: (1.0, 4.0 / (3.0 * math.sqrt(3.0))),  # tanh'' = -2t(1 - t^2), extreme at t = 1/sqrt(3)
-    3: (2.0 / math.sqrt(math.pi), 4.0 / math.sqrt(2.0 * math.pi * math.e)),  # at z = 1/sqrt(2)
-    4: (1.0, 0.25),  # softplus' = sigmoid, softplus'' = s(1 - s) <= 1/4
-    5: (0.25, 1.0 / (6.0 * math.sqrt(3.0))),  # sigmoid'' = s(1-s)(1-2s), extreme at s = 1/2 -+ 1/sqrt(12)
-}
 
 
 def _two_layer_setup(net, params, x, head, backend, threads):
@@ -637,10 +625,10 @@ def _two_layer_setup(net, params, x, head, backend, threads):
     v = np.asarray(params[1][head])
     c1, c2 = (float(c) for c in net.multipliers)
     act = net.activation
-    code = _CODES.get(act.name) if ACTIVATIONS.get(act.name) is act else None
+    code = act.code
     if backend == "numba" and code is None:
-        raise ValueError(f"backend='numba' supports the registry activations {sorted(_CODES)}, "
-                         f"got {act!r}; use backend='numpy'")
+        raise ValueError(f"backend='numba' supports activations with a compiled code "
+                         f"(the registry's), got {act!r}; use backend='numpy'")
     if threads is not None:
         threads = positive_int(threads, "threads")
     use_numba = code is not None and backend != "numpy"
@@ -707,7 +695,7 @@ def two_layer_hessian_norm(net: MLP, params, x, head: int = 0, backend: str = "a
     if code is None:
         norm = _two_layer_numpy(W1, v, x, c1, c2, act)[0]
         return (norm, 1.0) if return_visited else norm
-    sup1, sup2 = _SUP_DERIVATIVES[code]
+    sup1, sup2 = act.sup_dphi, act.sup_d2phi
     xx = float(x @ x)
     K1 = c2 * c1 * c1 * xx * sup2
     sqrtQ = c2 * c1 * math.sqrt(xx) * sup1

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.alignment import (alignment, eigenvector_target_overlap, relative_change,  # noqa: F401
+from ..base.alignment import (alignment, eigenvector_target_overlap, relative_change,  # noqa: F401
                               specialization, specialization_index)
-from theory.validation import one_of, positive_int
+from ..base.validation import one_of, positive_int
 
 from .networks import MLP
 

@@ -30,10 +30,10 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from theory.kernel_regime import spectral_filter
-from theory.validation import as_array, as_generator, positive_float, positive_int
+from ..theory.kernel_regime import spectral_filter
+from ..base.validation import as_array, as_generator, positive_float, positive_int
 
-from .errors import DivergenceError
+from ..base.errors import DivergenceError
 from .kernels import empirical_ntk
 from .networks import MLP
 from .training import Trajectory, gradient_descent, recording_plan, sgd_update

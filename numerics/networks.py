@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.validation import as_array, as_generator, one_of, positive_float, positive_int
+from ..base.validation import as_array, as_generator, one_of, positive_float, positive_int
 
-from .activations import Activation, get_activation
+from ..base.activations import Activation, get_activation
 
 PARAMETERIZATIONS = ("ntk", "standard")
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory.validation import as_array, positive_float, positive_int
+from ..base.validation import as_array, positive_float, positive_int
 
 from .kernels import alignment, eigenvector_target_overlap, empirical_ntk, specialization_index
 from .networks import MLP

@@ -12,9 +12,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from theory.validation import positive_float, positive_int
+from ..base.validation import positive_float, positive_int
 
-from .errors import DivergenceError
+from ..base.errors import DivergenceError
 
 Observable = Callable[[object, list, np.ndarray, np.ndarray], object]
 

@@ -1,10 +1,10 @@
 """Closed forms, sympy derivations, ODE systems and infinite-width kernels.
 
-Never trains a network; imports numpy, scipy and sympy only. Submodules are imported on
-use (``from theory import relu_ntk``), so ``import theory`` stays cheap (no sympy).
+Never trains a network; imports numpy, scipy, sympy and :mod:`ntkdyn.base` only. Submodules
+are imported on use (``from ntkdyn.theory import relu_ntk``), so ``import ntkdyn.theory``
+stays cheap (no sympy).
 """
 __all__ = [
-    "alignment",
     "deep_linear",
     "kernel_evolution",
     "kernel_regime",
@@ -13,5 +13,4 @@ __all__ = [
     "relu_ntk",
     "symbolic",
     "two_layer_alignment",
-    "validation",
 ]

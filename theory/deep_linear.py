@@ -37,8 +37,8 @@ from scipy.integrate import quad, solve_ivp
 from scipy.special import expit as _expit
 from scipy.special import log_expit as _log_expit
 
-from .alignment import alignment
-from .validation import as_array, one_of, positive_float, positive_int
+from ..base.alignment import alignment
+from ..base.validation import as_array, one_of, positive_float, positive_int
 
 __all__ = [
     "ode_rhs",

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .validation import as_array, as_generator, one_of, positive_float, positive_int
+from ..base.validation import as_array, as_generator, one_of, positive_float, positive_int
 
 __all__ = [
     "VARIANTS",

@@ -33,7 +33,7 @@ import numbers
 
 import numpy as np
 
-from .validation import as_array, positive_float
+from ..base.validation import as_array, positive_float
 
 __all__ = [
     "FrozenKernelRegime",

@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 from scipy import optimize, special
 
-from .validation import as_array, as_generator, positive_float, positive_int
+from ..base.validation import as_array, as_generator, positive_float, positive_int
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import as_array, one_of, positive_float
+from ..base.validation import as_array, one_of, positive_float
 
 KINDS = ("pearson", "cosine")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import as_array, positive_float, positive_int
+from ..base.validation import as_array, positive_float, positive_int
 
 
 def _relu_moments(cov, var1, var2):

@@ -34,7 +34,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from .validation import one_of, positive_int
+from ..base.validation import one_of, positive_int
 
 __all__ = [
     "mode_flow",

@@ -43,11 +43,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .alignment import alignment, specialization_index  # noqa: F401 (public here too)
-from .alignment import center as _center
-from .alignment import specialization as specialization_matrix
+from ..base.alignment import alignment, specialization_index  # noqa: F401 (public here too)
+from ..base.alignment import center as _center
+from ..base.alignment import specialization as specialization_matrix
 from .relu_ntk import infinite_nngp, infinite_ntk
-from .validation import as_array, positive_float
+from ..base.validation import as_array, positive_float
 
 
 def _relu(x):

@@ -11,8 +11,8 @@ import matplotlib.figure
 import numpy as np
 import pytest
 
-from figures import depth_alignment, relu_alignment, specialization
-from figures.cli import main
+from ntkdyn.figures import depth_alignment, relu_alignment, specialization
+from ntkdyn.figures.cli import main
 
 matplotlib.use("Agg")
 

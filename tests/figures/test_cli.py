@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from figures import cli
-from figures.registry import EXPERIMENT_MODULES, experiments, get_experiment
-from figures.runner import resolve_config, run_experiment
+from ntkdyn.figures import cli
+from ntkdyn.figures.registry import EXPERIMENT_MODULES, experiments, get_experiment
+from ntkdyn.figures.runner import resolve_config, run_experiment
 
 SMALL = ["--set", "log2_widths=[5, 6, 7]", "--set", "seeds=2", "--set", "n=8", "--set", "d=4"]
 

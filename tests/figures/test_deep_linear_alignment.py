@@ -3,7 +3,7 @@ after training from a small init, the deviation growing with sigma, silent align
 import matplotlib.figure
 import numpy as np
 
-from figures import deep_linear_alignment as exp
+from ntkdyn.figures import deep_linear_alignment as exp
 
 
 def test_reduced_config_meets_targets():

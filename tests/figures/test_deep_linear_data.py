@@ -3,7 +3,7 @@ depth-2 prediction, step-wise alignment patterns matching theory, target placeme
 import matplotlib.figure
 import numpy as np
 
-from figures import deep_linear_data as exp
+from ntkdyn.figures import deep_linear_data as exp
 
 
 def test_quick_config_meets_targets():

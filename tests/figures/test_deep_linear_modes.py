@@ -3,7 +3,7 @@ within 0.5% of the ODE with an O(lr) error; small random init follows the shifte
 import matplotlib.figure
 import numpy as np
 
-from figures import deep_linear_modes as exp
+from ntkdyn.figures import deep_linear_modes as exp
 
 
 def test_reduced_config_meets_targets():
@@ -32,10 +32,10 @@ def test_scalar_map_is_gd_on_one_mode():
 def test_ntk_parameterization_follows_the_rescaled_mode_ode():
     """GD on an NTK-parameterised linear net, raw weights decoupled and balanced, tracks
     mode_dynamics in the time ntk_time_factor(widths) * t (theory.symbolic.ntk_time_rescaling)."""
-    from numerics.data import linear_teacher
-    from numerics.networks import MLP
-    from numerics.training import gradient_descent
-    from theory.deep_linear import mode_dynamics, ntk_time_factor
+    from ntkdyn.numerics.data import linear_teacher
+    from ntkdyn.numerics.networks import MLP
+    from ntkdyn.numerics.training import gradient_descent
+    from ntkdyn.theory.deep_linear import mode_dynamics, ntk_time_factor
 
     s = np.array([3.0, 1.0])
     widths = [4, 8, 8, 2]

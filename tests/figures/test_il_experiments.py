@@ -5,8 +5,8 @@ import matplotlib.figure
 import numpy as np
 import pytest
 
-from figures import il_gauss_newton, il_kernel, il_sweep
-from figures.registry import experiments
+from ntkdyn.figures import il_gauss_newton, il_kernel, il_sweep
+from ntkdyn.figures.registry import experiments
 
 
 def _holds(module, numbers, name):

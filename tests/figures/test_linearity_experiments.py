@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from figures import hessian_width, kernel_change, weight_change
-from figures.cli import main
-from figures.registry import experiments
-from numerics.hessian import MemoryBudgetError
+from ntkdyn.figures import hessian_width, kernel_change, weight_change
+from ntkdyn.figures.cli import main
+from ntkdyn.figures.registry import experiments
+from ntkdyn.numerics.hessian import MemoryBudgetError
 
 MODULES = (hessian_width, kernel_change, weight_change)
 

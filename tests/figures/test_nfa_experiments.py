@@ -5,9 +5,9 @@ import matplotlib.figure
 import numpy as np
 import pytest
 
-from figures import nfa_early_time, nfa_rule, nfa_training
-from figures.registry import experiments
-from figures.runner import run_experiment
+from ntkdyn.figures import nfa_early_time, nfa_rule, nfa_training
+from ntkdyn.figures.registry import experiments
+from ntkdyn.figures.runner import run_experiment
 
 MODULES = (nfa_training, nfa_early_time, nfa_rule)
 

@@ -1,7 +1,7 @@
 """ntk-width at reduced scale: the error falls like width^(-1/2)."""
 import matplotlib.figure
 
-from figures import ntk_width
+from ntkdyn.figures import ntk_width
 
 
 def test_error_slope_is_minus_one_half_at_reduced_scale():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from figures import cli, registry
-from figures.report import build_report
-from figures.runner import run_experiment
+from ntkdyn.figures import cli, registry
+from ntkdyn.figures.report import build_report
+from ntkdyn.figures.runner import run_experiment
 
 TINY = {"log2_widths": [5, 6], "seeds": 1, "n": 6, "d": 3}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -35,7 +35,7 @@ def out(results, tmp_path):
 @pytest.fixture
 def only_ntk_width(monkeypatch):
     """Register only ntk-width, so nothing else is run however many experiments exist."""
-    monkeypatch.setattr(registry, "EXPERIMENT_MODULES", ["figures.ntk_width"])
+    monkeypatch.setattr(registry, "EXPERIMENT_MODULES", ["ntkdyn.figures.ntk_width"])
 
 
 class Page(HTMLParser):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from figures import ntk_width
-from figures.storage import load_result
-from figures.sweep import SerialExecutor, expand_grid, open_executor, run_cached
+from ntkdyn.figures import ntk_width
+from ntkdyn.figures.storage import load_result
+from ntkdyn.figures.sweep import SerialExecutor, expand_grid, open_executor, run_cached
 
 TINY = dict(ntk_width.QUICK, log2_widths=[4, 5], depths=[2, 3], seeds=2, n=6, d=3)
 
@@ -77,7 +77,7 @@ JOB = textwrap.dedent("""
         return {"value": np.array([point["i"] ** 2.0])}
 
     if __name__ == "__main__":
-        from figures.sweep import open_executor, run_cached
+        from ntkdyn.figures.sweep import open_executor, run_cached
         points = [{"i": i} for i in range(int(sys.argv[2]))]
         with open_executor("process", workers=2) as (executor, kind):
             run_cached(slow, points, sys.argv[1], "job", executor, kind)

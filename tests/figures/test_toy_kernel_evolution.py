@@ -3,7 +3,7 @@ kernel's closed form, acceleration and alignment."""
 import matplotlib.figure
 import numpy as np
 
-from figures import toy_kernel_evolution as exp
+from ntkdyn.figures import toy_kernel_evolution as exp
 
 
 def test_reduced_config_meets_targets():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numerics.activations import ACTIVATIONS, Activation, get_activation
+from ntkdyn.base.activations import ACTIVATIONS, Activation, get_activation
 
 X = np.linspace(-3, 3, 61) + 0.013  # avoids ReLU's kink at 0
 H = 1e-5

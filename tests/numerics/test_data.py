@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numerics import data
+from ntkdyn.numerics import data
 
 
 def test_linear_teacher_is_whitened_with_the_requested_singular_values():

@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from numerics import datasets
-from numerics.datasets import (balanced_indices, classification_task, image_classification,
+from ntkdyn.numerics import datasets
+from ntkdyn.numerics.datasets import (balanced_indices, classification_task, image_classification,
                                load_cifar10, load_mnist, normalize_inputs, read_cifar_batch,
                                read_idx, resolve_data_dir)
 

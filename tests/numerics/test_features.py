@@ -7,10 +7,10 @@ parameter Jacobians (``MLP.jacobian``) and direct formulas.
 import numpy as np
 import pytest
 
-from numerics import features as F
-from numerics.data import low_rank_task
-from numerics.networks import MLP
-from numerics.training import gradient_descent
+from ntkdyn.numerics import features as F
+from ntkdyn.numerics.data import low_rank_task
+from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.training import gradient_descent
 
 NETS = [
     dict(widths=[5, 7, 6, 3], activation="relu"),

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numerics.kernels import (alignment, eigenvector_target_overlap, empirical_ntk,
+from ntkdyn.numerics.kernels import (alignment, eigenvector_target_overlap, empirical_ntk,
                               relative_change, specialization, specialization_index)
-from numerics.networks import MLP
+from ntkdyn.numerics.networks import MLP
 
 CASES = [
     ([4, 1], "relu", None),

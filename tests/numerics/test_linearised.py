@@ -3,16 +3,16 @@ K = 1 and K = inf limits, the spectral filter and damped Gauss-Newton (issue 7).
 import numpy as np
 import pytest
 
-from numerics.errors import DivergenceError
-from numerics.kernels import empirical_ntk
-from numerics.linearised import (LOSSES, LinearisedMLP, accuracy, damped_gauss_newton,
+from ntkdyn.base.errors import DivergenceError
+from ntkdyn.numerics.kernels import empirical_ntk
+from ntkdyn.numerics.linearised import (LOSSES, LinearisedMLP, accuracy, damped_gauss_newton,
                                  damped_gauss_newton_step, filtered_step, gauss_newton_gram,
                                  iterative_linearised_training, jvp, matched_damping,
                                  minibatch_indices, spectral_filter_step)
-from numerics.data import single_index_hermite
-from numerics.networks import MLP
-from numerics.training import Trajectory, gradient_descent
-from theory.kernel_regime import FrozenKernelRegime, spectral_filter
+from ntkdyn.numerics.data import single_index_hermite
+from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.training import Trajectory, gradient_descent
+from ntkdyn.theory.kernel_regime import FrozenKernelRegime, spectral_filter
 
 INF = float("inf")
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numerics.networks import MLP
+from ntkdyn.numerics.networks import MLP
 
 CASES = [
     ([3, 1], "relu", None, "ntk"),

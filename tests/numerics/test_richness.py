@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from numerics.data import gaussian_mixture_classes
-from numerics.kernels import (alignment, empirical_ntk, relative_change, specialization,
+from ntkdyn.numerics.data import gaussian_mixture_classes
+from ntkdyn.numerics.kernels import (alignment, empirical_ntk, relative_change, specialization,
                               specialization_index)
-from numerics.networks import MLP
-from numerics.richness import CenteredModel, KernelRecorder, kernel_metrics, train_centered
-from numerics.training import gradient_descent
+from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.richness import CenteredModel, KernelRecorder, kernel_metrics, train_centered
+from ntkdyn.numerics.training import gradient_descent
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from numerics.errors import DivergenceError
-from numerics.kernels import empirical_ntk
-from numerics.networks import MLP
-from numerics.training import gradient_descent, record_schedule
+from ntkdyn.base.errors import DivergenceError
+from ntkdyn.numerics.kernels import empirical_ntk
+from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.training import gradient_descent, record_schedule
 
 
 def problem(widths=(5, 16, 2), act="tanh", n=12, seed=0):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from theory import deep_linear as dl
+from ntkdyn.theory import deep_linear as dl
 
 S = np.array([3.0, 2.0, 1.0, 0.5])
 

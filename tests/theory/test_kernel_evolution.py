@@ -4,7 +4,7 @@ limit, acceleration, limits and bad input."""
 import numpy as np
 import pytest
 
-from theory import kernel_evolution as ke
+from ntkdyn.theory import kernel_evolution as ke
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
-from theory.kernel_regime import (FrozenKernelRegime, gradient_flow_filter, kernel_regression,
+from ntkdyn.theory.kernel_regime import (FrozenKernelRegime, gradient_flow_filter, kernel_regression,
                                   spectral_filter)
 
 

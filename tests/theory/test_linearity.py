@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from numerics import hessian as hs
-from numerics.activations import ACTIVATIONS
-from numerics.kernels import empirical_ntk
-from numerics.networks import MLP
-from theory import linearity as lin
+from ntkdyn.numerics import hessian as hs
+from ntkdyn.base.activations import ACTIVATIONS
+from ntkdyn.numerics.kernels import empirical_ntk
+from ntkdyn.numerics.networks import MLP
+from ntkdyn.theory import linearity as lin
 
 TANH = ACTIVATIONS["tanh"]
 D = 10

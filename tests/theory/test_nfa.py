@@ -7,11 +7,11 @@
 import numpy as np
 import pytest
 
-from numerics import features as F
-from numerics.data import low_rank_task
-from numerics.networks import MLP
-from numerics.training import gradient_descent
-from theory import nfa as T
+from ntkdyn.numerics import features as F
+from ntkdyn.numerics.data import low_rank_task
+from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.training import gradient_descent
+from ntkdyn.theory import nfa as T
 
 
 def _task(n=64, seed=0):

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from scipy import special
 
-from numerics.kernels import empirical_ntk
-from numerics.networks import MLP
-from theory.relu_ntk import GAUSSIAN_MOMENTS, infinite_nngp, infinite_ntk
+from ntkdyn.numerics.kernels import empirical_ntk
+from ntkdyn.numerics.networks import MLP
+from ntkdyn.theory.relu_ntk import GAUSSIAN_MOMENTS, infinite_nngp, infinite_ntk
 
 PHI = {"relu": (lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0),
        "erf": (special.erf, lambda x: 2 / np.sqrt(np.pi) * np.exp(-x * x)),

@@ -5,9 +5,9 @@ import pytest
 import sympy as sp
 from scipy.integrate import solve_ivp
 
-from theory import deep_linear as dl
-from theory import kernel_evolution as ke
-from theory import symbolic as sym
+from ntkdyn.theory import deep_linear as dl
+from ntkdyn.theory import kernel_evolution as ke
+from ntkdyn.theory import symbolic as sym
 
 
 def test_every_derivation_verifies():

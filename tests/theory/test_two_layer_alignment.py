@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from numerics import kernels as nk
-from numerics.data import gaussian_mixture_classes
-from numerics.networks import MLP
-from numerics.richness import CenteredModel, train_centered
-from theory import two_layer_alignment as tla
-from theory.relu_ntk import infinite_ntk
+from ntkdyn.numerics import kernels as nk
+from ntkdyn.numerics.data import gaussian_mixture_classes
+from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.richness import CenteredModel, train_centered
+from ntkdyn.theory import two_layer_alignment as tla
+from ntkdyn.theory.relu_ntk import infinite_ntk
 
 
 @pytest.fixture(scope="module")

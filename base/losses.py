@@ -1,0 +1,26 @@
+"""The loss every trainer and flow in ntkdyn minimises: the mean squared error.
+
+``L = 1/(2n) sum_i ||f(x_i) - y_i||^2`` over ``n`` examples with ``k`` outputs each
+(docs/conventions.md); its gradient with respect to the outputs is ``(f - Y) / n``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def mse(residual):
+    """``1/(2n) sum ||r_i||^2`` of a residual ``r = f - Y`` of shape ``(n,)`` or ``(n, k)``.
+
+    A stack of residuals ``(..., n, k)`` gives one loss per leading index (an array).
+    """
+    r = np.asarray(residual)
+    if r.ndim <= 2:
+        return 0.5 * float(np.vdot(r, r)) / r.shape[0]
+    return 0.5 * np.sum(r * r, axis=(-2, -1)) / r.shape[-2]
+
+
+def mse_and_output_gradient(outputs, targets):
+    """The loss and ``dL/df = (f - Y) / n`` for outputs and targets of shape ``(n, k)``."""
+    r = outputs - targets
+    n = r.shape[0]
+    return 0.5 * float(np.vdot(r, r)) / n, r / n
