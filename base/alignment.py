@@ -1,4 +1,4 @@
-"""Kernel-target metrics on Gram matrices (Shan & Bordelon 2021, section 2 of our note).
+"""Kernel-target metrics on Gram matrices (Shan & Bordelon 2021; Cristianini et al. 2002).
 
 The (centred) kernel-target alignment of Cristianini et al. (2002) / Cortes et al. (2012),
 the specialization matrix ``S_ij = A(K_ii, y_j)`` and index ``xi``, the relative kernel change
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import as_array
+from .validation import as_array, one_of
 
 
 def center(K):
@@ -55,18 +55,37 @@ def alignment(K, Y, centered: bool = False) -> float:
 
 
 def specialization(K_heads, Y, centered: bool = True) -> np.ndarray:
-    """Specialization matrix ``S_ij = A(K_ii, y_j)`` for per-head kernels ``(k, n, n)``."""
+    """Specialization matrix ``S_ij = A(K_ii, y_j)`` for per-head kernels ``(k, n, n)``.
+
+    Head ``i``'s kernel against class ``j``'s target (Shan & Bordelon 2021, kernel
+    specialization); ``Y`` is ``(n, k)``. Each head is centred once (``k`` centrings and
+    products rather than ``k^2`` calls of :func:`alignment`), with ``||y_j y_j^T||_F = ||y_j||^2``.
+    """
     K_heads = _square_kernel(K_heads, "K_heads", ndim=3)
     Y = as_targets(Y, K_heads.shape[1])
-    if Y.shape[1] != K_heads.shape[0]:
-        raise ValueError(f"Y must have one column per head ({K_heads.shape[0]}), got {Y.shape[1]}")
     k = K_heads.shape[0]
-    return np.array([[alignment(K_heads[i], Y[:, j], centered) for j in range(k)]
-                     for i in range(k)])
+    if Y.shape[1] != k:
+        raise ValueError(f"Y must have one column per head ({k}), got {Y.shape[1]}")
+    if centered:
+        Y = Y - Y.mean(axis=0)
+    y_norms = np.sum(Y * Y, axis=0)
+    if np.any(y_norms == 0):
+        raise ValueError("specialization is undefined for a zero (centred) target column")
+    S = np.empty((k, k))
+    for i, K in enumerate(K_heads):
+        if centered:
+            K = K - K.mean(axis=1, keepdims=True)
+            K -= K.mean(axis=0, keepdims=True)
+        kn = np.linalg.norm(K)
+        if kn == 0:
+            raise ValueError(f"specialization is undefined for a zero (centred) kernel of head {i}")
+        S[i] = np.einsum("aj,aj->j", Y, K @ Y) / (kn * y_norms)
+    return S
 
 
 def specialization_index(S) -> float:
-    """``xi = mean_i S_ii - mean_{i != j} S_ij``; positive when each head aligns to its own target."""
+    """``xi = mean_i S_ii - mean_{i != j} S_ij``; positive when each head aligns to its own target.
+    """
     S = _square_kernel(S, "S")
     k = S.shape[0]
     if k < 2:
@@ -85,7 +104,9 @@ def relative_change(K_t, K_0) -> float:
 
 
 def eigenvector_target_overlap(K, Y, centered: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (descending) and cumulative target power ``C(k) = sum_{k'<=k} ||phi_k'^T Y||^2 / ||Y||^2``.
+    """Eigenvalues (descending) and cumulative target power of the eigenvectors.
+
+    ``C(k) = sum_{k'<=k} ||phi_k'^T Y||^2 / ||Y||^2``.
 
     ``C`` rises to 1; the faster it does, the more the kernel's top eigenvectors carry the target.
     ``C[0]`` is the top eigenvector's alignment ``(phi_1 . y)^2 / ||y||^2``.
@@ -103,3 +124,28 @@ def eigenvector_target_overlap(K, Y, centered: bool = False) -> tuple[np.ndarray
     if total == 0:
         raise ValueError("Y must not be zero")
     return evals, np.cumsum(power) / total
+
+
+CORRELATION_KINDS = ("pearson", "cosine")
+
+
+def matrix_correlation(A, B, kind: str = "pearson") -> float:
+    """Correlation ``rho(A, B)`` of two matrices' entries.
+
+    ``kind="pearson"``: ``<A - abar, B - bbar>_F / (||A - abar||_F ||B - bbar||_F)`` with ``abar``
+    the mean entry (the ``mat_cov`` of the authors' code, dmbeaglehole/centered_NFA);
+    ``kind="cosine"``: ``<A, B>_F / (||A||_F ||B||_F)`` (Radhakrishnan et al. 2024's ``correlate``).
+    Symmetric, invariant to positive scalings of either argument, in ``[-1, 1]``.
+    """
+    one_of(kind, "kind", CORRELATION_KINDS)
+    A = as_array(A, "A", ndim=2)
+    B = as_array(B, "B", ndim=2)
+    if A.shape != B.shape:
+        raise ValueError(f"A and B must have the same shape, got {A.shape} and {B.shape}")
+    if kind == "pearson":
+        A = A - A.mean()
+        B = B - B.mean()
+    na, nb = np.linalg.norm(A), np.linalg.norm(B)
+    if na == 0 or nb == 0:
+        raise ValueError(f"the {kind} correlation is undefined for a constant (or zero) matrix")
+    return float(np.clip(np.vdot(A, B) / (na * nb), -1.0, 1.0))

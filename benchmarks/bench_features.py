@@ -3,7 +3,7 @@
 The AGOP of weight matrix ``l`` is ``c^2 W^T K W`` with the PTK covariance
 ``K = sum_{x, j} b_j(x) b_j(x)^T``: one forward pass, the back-propagated signals of all ``k``
 outputs batched as ``(k n, m)`` products, one ``syrk`` for ``K`` and two small products. A
-gradient step is one forward and one backward pass plus the update. Target (issue 8): the AGOP
+gradient step is one forward and one backward pass plus the update. Target: the AGOP
 of one layer for n = 2000, width 1024, 10 outputs costs at most 10 gradient steps.
 
 Also reported: all layers' UC/C-NFA from one pass (``nfa_correlations``), and the per-example

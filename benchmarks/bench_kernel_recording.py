@@ -1,17 +1,16 @@
 """Cost of recording per-head NTKs during training, as a ratio to one gradient step, in one run.
 
-Recording (``numerics.richness.KernelRecorder``) computes the ``k`` per-head kernels
+Recording (:class:`ntkdyn.numerics.richness.KernelRecorder`) computes the ``k`` per-head kernels
 ``K_ii = c_2^2 [Phi Phi^T + c_1^2 (X X^T) * (D_i D_i^T)]`` of a two-layer network through the
-layer-wise factorisation (``numerics.kernels.empirical_ntk(heads="each")``): one symmetric
-rank-m update (syrk, ``n^2 m`` flops) for the shared feature term and one per head for the
-gated terms, so about ``(k + 1) n^2 m`` flops. One full-batch gradient step of the centred
-model ``f_gamma`` is one forward and one backward pass (about ``4 n d m`` flops) plus the
-update. Target (issue 5): k = 10 heads, n = 1000, m = 2048: recording costs at most 5 steps.
-The ratio depends on the input dimension ``d`` (the step's cost grows with ``d``, the
-kernel's does not); the target case uses MNIST's ``d = 784`` and a low-dimensional ``d = 30``
-is printed beside it. Also reported: the alignment metrics computed from the kernels
-(``kernel_metrics``: eigendecomposition and ``k^2`` alignments), and a BLAS reference of
-equal flops (``k + 1`` syrk products of the same shapes).
+layer-wise factorisation (:func:`ntkdyn.numerics.kernels.empirical_ntk` with ``heads="each"``): one
+symmetric rank-m update (syrk, ``n^2 m`` flops) for the shared feature term and one per head for the
+gated terms, so about ``(k + 1) n^2 m`` flops. One full-batch gradient step of the centred model
+``f_gamma`` is one forward and one backward pass (about ``4 n d m`` flops) plus the update. Target:
+k = 10 heads, n = 1000, m = 2048: recording costs at most 5 steps. The ratio depends on the input
+dimension ``d`` (the step's cost grows with ``d``, the kernel's does not); the target case uses
+MNIST's ``d = 784`` and a low-dimensional ``d = 30`` is printed beside it. Also reported: the
+alignment metrics computed from the kernels (``kernel_metrics``: eigendecomposition and ``k^2``
+alignments), and a BLAS reference of equal flops (``k + 1`` syrk products of the same shapes).
 
 Run: ``ntkdyn bench --only kernel_recording`` (``--quick`` for smaller sizes) or
 ``python benchmarks/bench_kernel_recording.py``.

@@ -4,8 +4,9 @@ gradient step, measured in the same run (target: at most 3x).
 1. Full batch: the forward pass at the linearisation point is cached for the block, so a step is
    one forward-mode pass (``J v``) and one back-propagation (``J^T g``).
 2. Minibatch: nothing is cached; a step is a forward pass at ``theta_tilde`` + JVP + VJP.
-3. The whole training loop, ``iterative_linearised_training`` (K = 100) against
-   ``training.gradient_descent``, per step.
+3. The whole training loop, per step: ``iterative_linearised_training`` (K = 100), which is
+   ``training.gradient_descent`` on the linear model with a re-linearise-every-K hook, against
+   ``training.gradient_descent`` on the network.
 
 Run: ``ntkdyn bench --only linearised`` (``--quick`` for smaller sizes) or
 ``python benchmarks/bench_linearised.py``.

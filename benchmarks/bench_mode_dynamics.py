@@ -1,11 +1,12 @@
 """Mode dynamics of deep linear networks for 10^4 modes x 5 depths, as ratios measured in one run.
 
-``theory.deep_linear.mode_dynamics`` evaluates closed forms for depths 1 and 2 and, for depth
-``L >= 3``, the exact implicit solution ``I(w(t)) = I(w0) + kappa t`` inverted by Newton's method
-(default) or a vectorised ``solve_ivp`` over all modes (``method="DOP853"``). Reported: the time
-of each against the depth-2 closed form on the same grid (the reference measured in the same
-run), and the largest difference between the implicit solution and DOP853 at tight tolerances.
-Target (issue 4): all five depths for 10^4 modes in under 1 s on the 2-core machine.
+``ntkdyn.theory.deep_linear_modes.mode_dynamics`` evaluates closed forms for depths 1 and 2 and,
+for depth ``L >= 3``, the exact implicit solution ``I(w(t)) = I(w0) + kappa t`` inverted by
+Newton's method (default) or a vectorised ``solve_ivp`` over all modes (``method="DOP853"``).
+Reported: the time of each against the depth-2 closed form on the same grid (the reference
+measured in the same run), and the largest difference between the implicit solution and DOP853
+at tight tolerances.
+Target: all five depths for 10^4 modes in under 1 s on the 2-core machine.
 
 Run: ``ntkdyn bench --only mode_dynamics`` (``--quick`` for 10^3 modes) or
 ``python benchmarks/bench_mode_dynamics.py``.
@@ -21,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_time  # noqa: E402
 
-from ntkdyn.theory.deep_linear import mode_dynamics  # noqa: E402
+from ntkdyn.theory.deep_linear_modes import mode_dynamics  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,8 @@
 3. Width scaling at n = 1000 up to m = 10^6: time, peak memory beyond the n x n result.
 4. The element-wise stage of the two-layer kernel: NumPy against a fused Numba kernel.
 
-Run: ``ntkdyn bench --only ntk`` (``--quick`` for smaller sizes) or ``python benchmarks/bench_ntk.py``.
+Run: ``ntkdyn bench --only ntk`` (``--quick`` for smaller sizes) or
+``python benchmarks/bench_ntk.py``.
 """
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ def main(argv=None):
     for dtype in (np.float64, np.float32):
         t_ntk, t_ref, flops = two_layer_vs_gemm(n, d, m, dtype, repeats)
         print(f"   {np.dtype(dtype).name}: NTK {t_ntk:.3f} s, matrix products {t_ref:.3f} s, "
-              f"ratio {t_ntk / t_ref:.2f} (target <= 1); GEMM rate {flops / t_ref / 1e9:.1f} GFLOP/s, "
+              f"ratio {t_ntk / t_ref:.2f} (target <= 1); "
+              f"GEMM rate {flops / t_ref / 1e9:.1f} GFLOP/s, "
               f"NTK achieves {t_ref / t_ntk:.2f} of it")
     dm = 512 if q else 2048
     for depth in (3, 4):
@@ -118,8 +120,8 @@ def main(argv=None):
               f"peak memory beyond the n x n result {extra / 2**20:7.1f} MiB (target < 1024)")
     ms = np.array([r[0] for r in rows], float)
     ts = np.array([r[1] for r in rows])
-    print(f"   log-log slope of time vs width: {np.polyfit(np.log(ms[1:]), np.log(ts[1:]), 1)[0]:.3f} "
-          "(linear: 1)")
+    slope = np.polyfit(np.log(ms[1:]), np.log(ts[1:]), 1)[0]
+    print(f"   log-log slope of time vs width: {slope:.3f} (linear: 1)")
     t_numpy, t_numba = elementwise_stage(n, 2048, repeats)
     print(f"4. element-wise stage (n={n}, 2048 units): NumPy {t_numpy * 1e3:.1f} ms, fused Numba "
           f"{t_numba * 1e3:.1f} ms, ratio Numba/NumPy {t_numba / t_numpy:.2f}")

@@ -52,7 +52,8 @@ def main(argv=None):
     for scheduler in schedulers[1:]:
         total, body = timed_sweep(scheduler, runs)
         print(f"   {scheduler:7s}: {total:7.3f} s in all ({total / serial_total:6.1f}x serial), "
-              f"{body:7.3f} s excluding start-up and shut-down ({body / serial_total:6.1f}x serial)")
+              f"{body:7.3f} s excluding start-up and shut-down "
+              f"({body / serial_total:6.1f}x serial)")
 
 
 if __name__ == "__main__":

@@ -1,47 +1,48 @@
 """deep-linear-alignment: NTK alignment of deep linear networks against time, depth and init scale.
 
-Theory (``papers/shan_bordelon.md`` sec. 4; ``theory.deep_linear``): with whitened inputs
+Theory (Shan & Bordelon 2021, sec. 5; ``theory.deep_linear_kernels``): with whitened inputs
 (``X^T X = n I_D``) and a scalar linear teacher ``y = X beta*``, the NTK of a balanced network
-whose mode has strength ``u`` is ``u^(2-2/L) [X X^T + (L-1)(X v)(X v)^T]`` (eq. D3) on top of the
-isotropic kernel left by the random initialisation, ``E K_0 = L sigma^(2(L-1)) N^(L-1) X X^T``
-(``theory.deep_linear.initial_kernel_scale``; the measured scale ``c0 = Tr K_0 / Tr X X^T`` is
-used). Its alignment ``A = y^T K y / (||K||_F ||y||^2)`` (``theory.deep_linear.alignment_whitened``)
-goes from ``1/sqrt(D)`` to ``A_inf = L / sqrt(L^2 + D - 1)``. The theory curve evaluates it at
-the simulated end-to-end strength ``u(t) = beta(t) . beta_hat*`` (the time course of ``u`` against
+whose mode has strength ``u`` is ``u^(2-2/L) [X X^T + (L-1)(X v)(X v)^T]`` (a rank-one spike) on
+top of the isotropic kernel left by the random initialisation,
+``E K_0 = L sigma^(2(L-1)) N^(L-1) X X^T`` (``theory.deep_linear_kernels.initial_kernel_scale``;
+the measured scale ``c0 = Tr K_0 / Tr X X^T`` is used). Its alignment
+``A = y^T K y / (||K||_F ||y||^2)`` (``theory.deep_linear_kernels.alignment_whitened``) goes from
+``1/sqrt(D)`` to ``A_inf = L / sqrt(L^2 + D - 1)``. The theory curve evaluates it at the
+simulated end-to-end strength ``u(t) = beta(t) . beta_hat*`` (the time course of ``u`` against
 the mode ODE is the subject of ``deep-linear-modes``). For ``L = 2`` it tracks the simulation to a
 few hundredths; for ``L >= 3`` the simulated alignment lags it (``curve_err_L*`` reported, no
-target): at the same ``u`` the random initial layers are not yet balanced, which the D3 spike
-assumes. Silent alignment (note sec. 6 item 7) is measured as the fraction of the initial loss
-left when ``A`` has made 90% of its gain (``silent_loss_frac_L*``; above 0.5 means the kernel
-aligned before the loss halved).
+target): at the same ``u`` the random initial layers are not yet balanced, which the spike
+assumes. Silent alignment (Atanasov, Bordelon & Pehlevan 2021) is measured as the fraction of the
+initial loss left when ``A`` has made 90% of its gain (``silent_loss_frac_L*``; above 0.5 means
+the kernel aligned before the loss halved).
 
-Measured limits of the note's statements: at width 100 the initial alignment deviates from
-``1/sqrt(D)`` by a finite-width amount that grows with depth (40 seeds, D = 20: mean
--0.010/-0.009/-0.031/-0.042 and std 0.014/0.023/0.029/0.034 for L = 2/3/4/6; at width 400 the
-means are -0.001/-0.003/-0.007/-0.010), so the 0.04 bound is held for ``L = 2`` only and the
-deeper values are reported. The final deviation from ``A_inf`` scales like ``sigma^2 N``
-(fitted exponent of ``sigma``: ``dev_sigma_slope_L*``, about 2).
+Measured limits: at width 100 the initial alignment deviates from ``1/sqrt(D)`` by a finite-width
+amount that grows with depth (40 seeds, D = 20: mean -0.010/-0.009/-0.031/-0.042 and std
+0.014/0.023/0.029/0.034 for L = 2/3/4/6; at width 400 the means are -0.001/-0.003/-0.007/-0.010),
+so the 0.04 bound is held for ``L = 2`` only and the deeper values are reported. The final
+deviation from ``A_inf`` scales like ``sigma^2 N`` (fitted exponent of ``sigma``:
+``dev_sigma_slope_L*``, about 2).
 
 Simulation: full-batch GD of ``MLP([D, N, ..., N, 1], activation="linear",
-parameterization="standard", init_scale=sigma)`` (``numerics.training.gradient_descent``), run
-in chunks until the loss has fallen by ``loss_drop``; the empirical NTK
-(``numerics.kernels.empirical_ntk``) and its alignment (``numerics.kernels.alignment``) are
-recorded along the way. For whitened inputs GD depends on the data only through
-``Sigma_xx = I`` and ``Sigma_yx``, and the alignment only through ``X^T X = n I``, so the quick
-configuration uses ``n = D`` points (the paper configuration ``n = 100``).
+parameterization="standard", init_scale=sigma)`` (``numerics.training.gradient_descent`` with a
+plateau learning-rate schedule and a stopping rule checked every ``chunk_steps`` steps) until the
+loss has fallen by ``loss_drop``; the empirical NTK (``numerics.kernels.empirical_ntk``) and its
+alignment (``numerics.kernels.alignment``) are recorded along the way. For whitened inputs GD
+depends on the data only through ``Sigma_xx = I`` and ``Sigma_yx``, and the alignment only through
+``X^T X = n I``, so the quick configuration uses ``n = D`` points (the paper configuration
+``n = 100``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.data import linear_teacher
+from ..base.validation import as_generator
+from ..numerics.deep_linear import mode_strengths
 from ..numerics.kernels import alignment, empirical_ntk
 from ..numerics.networks import MLP
+from ..numerics.synthetic import linear_teacher
 from ..numerics.training import gradient_descent
-from ..theory.deep_linear import alignment_whitened, final_alignment, initial_kernel_scale
-from ..base.validation import as_generator
-
-from .deep_linear_modes import mode_strengths
+from ..theory.deep_linear_kernels import alignment_whitened, final_alignment, initial_kernel_scale
 
 NAME = "deep-linear-alignment"
 DESCRIPTION = ("deep linear nets: NTK alignment vs time for depths 1-6 and init scales; "
@@ -73,13 +74,44 @@ TARGETS = {
 }
 
 
-def _run(L, sigma, lr, config, X, Y, U, V, rng):
-    """GD in chunks until the loss has fallen by ``loss_drop`` (or ``max_steps``).
+class _PlateauSchedule:
+    """The learning rate and stopping rule of one run, decided every ``chunk`` steps.
 
-    While the loss is still above 90% of its initial value (the plateau, where the weights are
-    small and the dynamics slow) the learning rate is ``plateau_lr_factor`` times larger;
-    every chunk records its own gradient-flow time ``lr * steps``.
+    The step size is ``factor * lr`` while the plateau lasts (the loss at every chunk end so far
+    above ``0.9 L_0``: the weights are small and the dynamics slow), then ``lr``; the run stops at
+    the first chunk end where ``L <= loss_drop * L_0``. ``schedule(step)`` is the learning rate and
+    ``stop(step, loss)`` the stopping rule of :func:`numerics.training.gradient_descent`.
     """
+
+    def __init__(self, lr, factor, chunk: int, loss_drop):
+        self.lr, self.factor, self.chunk, self.loss_drop = lr, factor, chunk, loss_drop
+        self.plateau, self.loss0 = True, None
+
+    def schedule(self, step: int) -> float:
+        return self.lr * (self.factor if self.plateau else 1.0)
+
+    def stop(self, step: int, loss: float) -> bool:
+        if step == 0:
+            self.loss0 = loss
+            return False
+        if step % self.chunk:
+            return False
+        self.plateau = self.plateau and loss > 0.9 * self.loss0
+        return loss <= self.loss_drop * self.loss0
+
+
+def _record_steps(chunk: int, every: int, chunks: int) -> np.ndarray:
+    """Every ``every`` steps and every chunk end; log-spaced in the first chunk (the early rise)."""
+    local = np.union1d(np.arange(0, chunk + 1, every), [chunk])
+    first = np.union1d(local, np.unique(np.geomspace(1, chunk, 40).astype(int)))
+    later = (chunk * np.arange(1, chunks)[:, None] + local[None, :]).ravel()
+    return np.union1d(first, later).astype(int)
+
+
+def _run(L, sigma, lr, config, X, Y, U, V, rng):
+    """GD until the loss has fallen by ``loss_drop`` (checked every ``chunk_steps`` steps), for at
+    most ``max_steps`` steps rounded up to whole chunks, with :class:`_PlateauSchedule`; time is
+    the sum of the step sizes."""
     D, N = X.shape[1], int(config["width"])
     net = MLP([D] + [N] * (L - 1) + [1], activation="linear", init_scale=sigma,
               parameterization="standard")
@@ -89,31 +121,14 @@ def _run(L, sigma, lr, config, X, Y, U, V, rng):
         "A": lambda nt, p, x, y: alignment(empirical_ntk(nt, p, x), y),
         "u": lambda nt, p, x, y: mode_strengths(p, U, V)[0],
     }
-    times, A, u, losses, loss_t = [], [], [], [], []
-    done, offset, loss0, plateau = 0, 0.0, None, True
-    while True:
-        step_lr = lr * (config["plateau_lr_factor"] if plateau else 1.0)
-        chunk = int(config["chunk_steps"])
-        steps = np.arange(0, chunk + 1, int(config["record_every"]))
-        if done == 0:   # resolve the early rise: log-spaced records in the first chunk
-            steps = np.union1d(steps, np.unique(np.geomspace(1, chunk, 40).astype(int)))
-        traj = gradient_descent(net, params, X, Y, step_lr, chunk, record=record,
-                                record_steps=steps)
-        first = 0 if done == 0 else 1
-        times.append(offset + traj.record_times[first:])
-        A.append(traj.observables["A"][first:])
-        u.append(traj.observables["u"][first:])
-        losses.append(traj.losses[first:])
-        loss_t.append(offset + traj.times[first:])
-        loss0 = traj.losses[0] if loss0 is None else loss0
-        params = traj.params
-        done += int(config["chunk_steps"])
-        offset += traj.times[-1]
-        plateau = plateau and traj.losses[-1] > 0.9 * loss0
-        if traj.losses[-1] <= config["loss_drop"] * loss0 or done >= config["max_steps"]:
-            break
-    return (np.concatenate(times), np.concatenate(A), np.concatenate(u),
-            np.concatenate(loss_t), np.concatenate(losses), c0)
+    chunk = int(config["chunk_steps"])
+    chunks = max(1, -(-int(config["max_steps"]) // chunk))
+    plan = _PlateauSchedule(lr, config["plateau_lr_factor"], chunk, config["loss_drop"])
+    traj = gradient_descent(net, params, X, Y, plan.schedule, chunks * chunk, record=record,
+                            record_steps=_record_steps(chunk, int(config["record_every"]), chunks),
+                            stop=plan.stop)
+    return (traj.record_times, traj.observables["A"], traj.observables["u"], traj.times,
+            traj.losses, c0)
 
 
 def compute(config) -> dict:
@@ -134,7 +149,7 @@ def compute(config) -> dict:
             out[f"bulk_expected_{key}"] = np.array(initial_kernel_scale(widths, sigma))
             out[f"bulk_{key}"] = np.array(c0)
             # theory along the trajectory: the isotropic initial kernel (its measured scale c0)
-            # plus the D3 spike u^(2-2/L) [X X^T + (L-1)(X v)(X v)^T] of the current u(t) >= 0
+            # plus the rank-one spike u^(2-2/L) [X X^T + (L-1)(X v)(X v)^T] of the current u(t) >= 0
             out[f"Atheory_{key}"] = alignment_whitened(L, D, np.maximum(u, 0.0), c0)
             out[f"Afinal_bulk_{key}"] = np.array(float(alignment_whitened(L, D, s, c0)))
     return out
@@ -197,7 +212,7 @@ def plot(result):
             ax.plot(result[f"t_{key}"], result[f"Atheory_{key}"], "--", color="k", lw=0.8)
         ax.axhline(1 / np.sqrt(D), color="gray", ls=":", lw=1)
         ax.axhline(final_alignment(L, D), color="r", ls=":", lw=1, label="L/sqrt(L^2+D-1)")
-        ax.set(title=f"L = {L}: NTK alignment (dashed: bulk + D3 spike at u(t))",
+        ax.set(title=f"L = {L}: NTK alignment (dashed: bulk + rank-one spike at u(t))",
                xlabel="t = lr x steps", ylabel="A(K, y)")
         if L == 1:
             ax.set_ylim(0.15, 0.3)

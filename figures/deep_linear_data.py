@@ -1,28 +1,31 @@
 """deep-linear-data: data structure in deep linear nets: stage-like learning, step-wise alignment.
 
-Theory (``papers/shan_bordelon.md`` sec. 4; ``theory.deep_linear``). Inputs with covariance
-``Sigma_xx = V diag(lam) V^T`` and a teacher with ``Sigma_yx = U diag(s) V_task^T`` on the same
-right singular vectors decouple into modes obeying ``du/dt = L u^(2-2/L) (s - lam u)`` with fixed
-points ``s / lam``. For ``L = 2`` from small random weights the linearised start
+Theory (deep linear networks: Saxe, McClelland & Ganguli 2014; Shan & Bordelon 2021, sec. 5;
+:mod:`ntkdyn.theory.deep_linear_modes`). Inputs with covariance ``Sigma_xx = V diag(lam) V^T`` and a
+teacher with ``Sigma_yx = U diag(s) V_task^T`` on the same right singular vectors decouple into
+modes obeying ``du/dt = L u^(2-2/L) (s - lam u)`` with fixed points ``s / lam`` (whitened inputs,
+``lam = 1``, give Saxe et al.'s ODE). For ``L = 2`` from small random weights the linearised start
 ``dp/dt = s q, dq/dt = s p`` (``p = W_1 v``, ``q = W_2^T u``; it does not involve ``lam``) fixes the
-growing component ``u0 = ||p0 + q0||^2 / 4`` (``theory.deep_linear.growing_component_u0``), so the
-prediction ``u(t) = s e^(2st) / (lam (e^(2st) - 1) + s/u0)`` has no free parameter: modes are
-learned one after another in order of ``s`` (stage-like learning), and the NTK alignment with the
-targets rises in steps. The theory kernel is the decoupled NTK of the predicted balanced modes
-(``theory.deep_linear.ntk_from_modes``) plus the isotropic initial kernel.
+growing component ``u0 = ||p0 + q0||^2 / 4``
+(:func:`ntkdyn.theory.deep_linear_modes.growing_component_u0`), so the prediction
+``u(t) = s e^(2st) / (lam (e^(2st) - 1) + s/u0)`` has no free parameter: modes are learned one after
+another in order of ``s`` (stage-like learning), and the NTK alignment with the targets rises in
+steps. The theory kernel is the decoupled NTK of the predicted balanced modes
+(:func:`ntkdyn.theory.deep_linear_kernels.ntk_from_modes`) plus the isotropic initial kernel.
 
 Step-wise alignment is not automatic. For ``L = 2`` the head-summed kernel gains a spike
 ``k s_alpha`` (in units of ``n``) per learned mode plus an isotropic ``sum_beta s_beta / lam_beta``
 part, while the target has power ``s_alpha^2 / lam_alpha`` there; the uncentred alignment rises at
 every stage only when these stay in proportion (set 0: ``lam`` decreasing with ``s``, low variance
 off the task). With whitened inputs (set 1) it overshoots once the first mode is learned and falls
-back as the later, weaker modes add kernel power where the target has little: the note's "A rises
-in steps, one per mode" does not hold there. The theory curve predicts both.
+back as the later, weaker modes add kernel power where the target has little: the hypothesis "A
+rises in steps, one per mode" does not hold there. The theory curve predicts both.
 
 Second part, scalar targets ``y = X beta*`` on high- or low-variance input directions (or a mix):
 the initial alignment is ``A(X X^T, y)`` and after learning
-``A_inf = A(G + (L-1) y y^T / ||beta*||^2, y)`` (``theory.deep_linear.alignment_general``); the
-gain ``A_inf / A_0`` is larger for a target on low-variance directions.
+``A_inf = A(G + (L-1) y y^T / ||beta*||^2, y)``
+(:func:`ntkdyn.theory.deep_linear_kernels.alignment_general`); the gain ``A_inf / A_0`` is larger
+for a target on low-variance directions.
 
 Targets were set from seeds 0-3 of the quick configuration (measured: half-time error
 0.051-0.054, GD later than the prediction; no-shift error 0.093-0.097 of ``s / lam``; shifted
@@ -35,15 +38,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.data import whiten
+from ..base.samplers import orthonormal_frame
+from ..base.validation import as_generator
+from ..numerics.deep_linear import fit_time_shifts, mode_strengths
 from ..numerics.kernels import alignment, empirical_ntk
 from ..numerics.networks import MLP
+from ..numerics.synthetic import whiten
 from ..numerics.training import gradient_descent
-from ..theory.deep_linear import (alignment_general, balanced_strengths, closed_form,
-                                growing_component_u0, kernel_alignment, ntk_from_modes)
-from ..base.validation import as_generator
-
-from .deep_linear_modes import fit_shifts, mode_strengths
+from ..theory.deep_linear_kernels import alignment_general, ntk_from_modes
+from ..theory.deep_linear_modes import balanced_strengths, closed_form, growing_component_u0
 
 NAME = "deep-linear-data"
 DESCRIPTION = ("deep linear nets on anisotropic data: stage-like mode learning, step-wise "
@@ -76,11 +79,6 @@ def anisotropic_inputs(n, V, variances, rng):
     return Z @ (np.sqrt(variances)[:, None] * V.T)
 
 
-def _orthogonal(rng, d):
-    q, r = np.linalg.qr(rng.standard_normal((d, d)))
-    return q * np.sign(np.diag(r))
-
-
 def _half_times(t, u, half):
     out = np.empty(u.shape[1])
     for a in range(u.shape[1]):
@@ -98,8 +96,8 @@ def _modes_run(config, lam_all, rng):
     d = int(config["d"])
     s = np.asarray(config["singular_values"], dtype=np.float64)
     k = len(s)
-    V = _orthogonal(rng, d)
-    U = _orthogonal(rng, k)
+    V = orthonormal_frame(d, d, rng)
+    U = orthonormal_frame(k, k, rng)
     X = anisotropic_inputs(config["n"], V, lam_all, rng)
     lam = lam_all[:k]
     W_star = (U * (s / lam)) @ V[:, :k].T          # Sigma_yx = W* Sigma_xx = U diag(s) V_k^T
@@ -117,13 +115,13 @@ def _modes_run(config, lam_all, rng):
     u_gd = traj.observables["u"]
     u0 = growing_component_u0(params[0], params[1], U, Vk)
     u_th = closed_form(s, u0, 2, t, lam)
-    _, u_shift, shift_errs = fit_shifts(s, 2, t, u_gd, lam)
+    _, u_shift, shift_errs = fit_time_shifts(s, 2, t, u_gd, lam)
     G = X @ X.T
     c0 = float(np.trace(empirical_ntk(net, params, X)) / np.trace(G))
     # initial kernel plus what the modes have learned since t = 0
     K_start = c0 * G - ntk_from_modes(balanced_strengths(u0, 2), X, Vk, U)
     A_th = np.array([
-        kernel_alignment(K_start + ntk_from_modes(balanced_strengths(u, 2), X, Vk, U), Y)
+        alignment(K_start + ntk_from_modes(balanced_strengths(u, 2), X, Vk, U), Y, centered=False)
         for u in u_th])
     return {"lam": lam, "t": t, "u_gd": u_gd, "u_theory": u_th, "u_shift": u_shift,
             "shift_errs": shift_errs, "A_gd": traj.observables["A"], "A_theory": A_th,
@@ -140,7 +138,7 @@ def compute(config) -> dict:
             out[f"set{i}_{key}"] = value
     # scalar targets on high- / low-variance directions and a mix
     lam_s = np.asarray(config["scalar_variances"], dtype=np.float64)
-    Vs = _orthogonal(rng, len(lam_s))
+    Vs = orthonormal_frame(len(lam_s), len(lam_s), rng)
     Xs = anisotropic_inputs(config["n"], Vs, lam_s, rng)
     cases = {"high": Vs[:, 0], "low": Vs[:, -1], "mixed": (Vs[:, 0] + Vs[:, -1]) / np.sqrt(2)}
     L = int(config["scalar_depth"])

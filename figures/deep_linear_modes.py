@@ -1,11 +1,12 @@
 """deep-linear-modes: singular-mode dynamics of deep linear networks, ODE against gradient descent.
 
-Theory: ``theory.deep_linear.mode_dynamics``, the balanced mode ODE
-``du/dt = L u^(2-2/L) (s - u)`` (eq. D2 of ``papers/shan_bordelon.md`` sec. 4; Saxe et al. 2014)
-in gradient-flow time ``t = lr * steps`` of the loss ``1/(2n) sum ||f - y||^2``.
-Simulation: full-batch GD (``numerics.training.gradient_descent``) of
-``MLP([d, N, ..., N, k], activation="linear", parameterization="standard")`` on whitened
-Gaussian inputs with a linear teacher of singular values ``s`` (``numerics.data.linear_teacher``).
+Theory: :func:`ntkdyn.theory.deep_linear_modes.mode_dynamics`, the balanced mode ODE
+``du/dt = L u^(2-2/L) (s - u)`` (Saxe, McClelland & Ganguli 2014) in gradient-flow time
+``t = lr * steps`` of the loss ``1/(2n) sum ||f - y||^2``. Simulation: full-batch GD
+(:func:`ntkdyn.numerics.training.gradient_descent`) of
+``MLP([d, N, ..., N, k], activation="linear", parameterization="standard")`` on whitened Gaussian
+inputs with a linear teacher of singular values ``s``
+(:func:`ntkdyn.numerics.synthetic.linear_teacher`).
 
 Two starts:
 
@@ -16,25 +17,26 @@ Two starts:
 * small random initialisation (``sigma``): the end-to-end strengths
   ``u_alpha = u_alpha^T W_L...W_1 v_alpha`` follow the ODE up to a time shift per mode (the
   initial projection is unusable as ``u0``: it can be negative); for depth 2 the theoretical
-  ``u0`` of the growing component (``theory.deep_linear.growing_component_u0``) is also used
-  without any shift.
+  ``u0`` of the growing component
+  (:func:`ntkdyn.theory.deep_linear_modes.growing_component_u0`) is also used without any shift.
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
-from ..numerics.data import linear_teacher
-from ..numerics.networks import MLP
-from ..numerics.training import gradient_descent
-from ..theory.deep_linear import closed_form, growing_component_u0, mode_dynamics, mode_time
+from ..base.fitting import loglog_slope
 from ..base.validation import as_generator
+from ..numerics.deep_linear import decoupled_init, fit_time_shifts, mode_strengths
+from ..numerics.networks import MLP
+from ..numerics.synthetic import linear_teacher
+from ..numerics.training import gradient_descent
+from ..theory.deep_linear_modes import closed_form, growing_component_u0, mode_dynamics
 
 NAME = "deep-linear-modes"
 DESCRIPTION = "deep linear nets: mode strengths u(t)/s from the ODE vs full-batch GD (depths 1-6)"
 
 QUICK = {
-    "n": 32, "d": 4, "singular_values": [3.0, 2.0, 1.0, 0.5], "hidden": 8, "a0": 0.5,
+    "n": 32, "d": 4, "singular_values": [3.0, 2.0, 1.0, 0.5], "width": 8, "a0": 0.5,
     "depths": [1, 2, 3, 4, 6], "lrs": [0.03, 0.015, 0.0035, 0.0015, 0.0005],
     "lr_factors": [8, 4, 2, 1], "t_final": 12.0, "num_records": 300,
     "random_depths": [2, 3], "random_width": 50, "random_sigma": 0.01,
@@ -57,31 +59,6 @@ TARGETS = {
     "random_shift_err_L2": (0.0, 0.03),
     "random_shift_err_L3": (0.0, 0.03),
 }
-
-
-def _orthonormal(rng, rows, cols):
-    q, r = np.linalg.qr(rng.standard_normal((rows, cols)))
-    return q * np.sign(np.diag(r))
-
-
-def decoupled_init(depth, U, V, hidden, a0, rng):
-    """Balanced decoupled weights with every mode at per-layer strength ``a0``."""
-    m = U.shape[1]
-    R = [None] + [_orthonormal(rng, hidden, m) for _ in range(depth - 1)]
-    Ws = []
-    for l in range(depth):
-        left = U if l == depth - 1 else R[l + 1]
-        right = V if l == 0 else R[l]
-        Ws.append(a0 * left @ right.T)
-    return Ws
-
-
-def mode_strengths(params, U, V):
-    """``u_alpha = u_alpha^T W_L ... W_1 v_alpha`` for every mode."""
-    W = params[0]
-    for Wl in params[1:]:
-        W = Wl @ W
-    return np.einsum("ka,kd,da->a", U, W, V)
 
 
 def _train(net, params, X, Y, lr, t_final, num_records, U, V):
@@ -113,11 +90,11 @@ def compute(config) -> dict:
            "lr_factors": np.asarray(config["lr_factors"])}
     map_err = 0.0
     for L, lr in zip(config["depths"], config["lrs"]):
-        widths = [d] + [config["hidden"]] * (L - 1) + [m]
+        widths = [d] + [config["width"]] * (L - 1) + [m]
         net = MLP(widths, activation="linear", parameterization="standard")
         errs = []
         for factor in config["lr_factors"]:
-            params = decoupled_init(L, U, V, config["hidden"], config["a0"], rng)
+            params = decoupled_init(L, U, V, config["width"], config["a0"], rng)
             t, u, steps = _train(net, params, X, Y, lr * factor, config["t_final"],
                                  config["num_records"], U, V)
             ode = mode_dynamics(s, config["a0"] ** L, L, t)
@@ -137,7 +114,7 @@ def compute(config) -> dict:
                   parameterization="standard")
         params = net.init(rng)
         t, u, _ = _train(net, params, X, Y, lr, t_final, config["num_records"], U, V)
-        shifts, shifted, errs = fit_shifts(s, L, t, u)
+        shifts, shifted, errs = fit_time_shifts(s, L, t, u)
         out[f"rt_L{L}"], out[f"ru_gd_L{L}"], out[f"ru_ode_L{L}"] = t, u, shifted
         out[f"rshift_err_L{L}"], out[f"rshift_L{L}"] = errs, shifts
         if L == 2:
@@ -148,46 +125,13 @@ def compute(config) -> dict:
     return out
 
 
-def fit_shifts(s, depth, t, u, lam=1.0):
-    """Best time shift per mode: ``min_tau max_t |u_gd(t) - u_ode(t + tau)| / (s / lam)``.
-
-    The reference ODE solution starts at ``u0 = 1e-9 s / lam`` (below any simulated strength),
-    so the shifts ``tau`` are positive; the search starts at the difference of half-times.
-    """
-    m = len(s)
-    lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), (m,))
-    fixed = s / lam
-    u_ref0 = 1e-9 * fixed
-    t_half_ref = mode_time(s, u_ref0, fixed / 2, depth, lam)
-    shifts, errs = np.empty(m), np.empty(m)
-    shifted = np.empty_like(u)
-    for a in range(m):
-        above = np.nonzero(u[:, a] >= fixed[a] / 2)[0]
-        t_half = t[above[0]] if above.size else t[-1]
-        tau0 = t_half_ref[a] - t_half
-
-        def ode(tau, a=a):
-            times = np.maximum(t + tau, 0.0)
-            return mode_dynamics([s[a]], u_ref0[a], depth, times, lam=lam[a])[:, 0]
-
-        def err(tau, a=a):
-            return np.max(np.abs(u[:, a] - ode(tau))) / fixed[a]
-
-        width = 0.5 * t_half + 1.0
-        res = minimize_scalar(err, bounds=(max(tau0 - width, 0.0), tau0 + width), method="bounded",
-                              options={"xatol": 1e-6})
-        shifts[a], errs[a] = res.x, res.fun
-        shifted[:, a] = ode(res.x)
-    return shifts, shifted, errs
-
-
 def agreement(result) -> dict:
     out = {"scalar_map_err": float(result["scalar_map_err"])}
     for L in result["depths"]:
         L = int(L)
         errs = result[f"lr_err_L{L}"]
         out[f"balanced_max_err_L{L}"] = float(errs[-1])
-        out[f"lr_slope_L{L}"] = float(np.polyfit(np.log(result[f"lrs_L{L}"]), np.log(errs), 1)[0])
+        out[f"lr_slope_L{L}"] = loglog_slope(result[f"lrs_L{L}"], errs)
     for key in result:
         if key.startswith("rshift_err_L"):
             out[f"random_shift_err_L{key[len('rshift_err_L'):]}"] = float(np.max(result[key]))

@@ -1,19 +1,23 @@
 """depth-alignment: deeper ReLU networks align their NTK faster and more strongly.
 
-Shan & Bordelon (2021), v1 claim 4; note experiment 8 of section 6. Simulation: ReLU MLPs
-of depth ``L = 2..5`` (``L`` weight matrices, equal hidden widths) trained as the centred
-model ``f_gamma`` of ``numerics.richness`` at the same ``gamma`` (default 1, NTK scaling) and
-function-space learning rate on one task; the centred alignment ``A_c(sum_i K_ii, Y)`` of the
-per-head NTKs is recorded at log-spaced steps. Theory: the infinite-width NTK of each depth
-(``theory.relu_ntk.infinite_ntk``) gives the alignment at initialisation; at finite width the
-kernel moves by ``O(gamma / sqrt(m))`` per layer, and deeper networks compound it (the deep
-linear analogue, note section 4: spike weight ``L - 1`` in eq. D3).
+Claim: feature evolution is faster and more dramatic in deeper networks (Shan & Bordelon 2021,
+arXiv v1 abstract; their Fig. 5 trains ReLU MLPs with 2-5 hidden layers). Simulation: ReLU
+MLPs of depth ``L = 2..5`` (``L`` weight matrices, equal hidden widths) trained as the centred
+model ``f_gamma`` of :mod:`ntkdyn.numerics.richness` at the same ``gamma`` (default 1, NTK
+scaling) and function-space learning rate on one task; the centred alignment
+``A_c(sum_i K_ii, Y)`` of the per-head NTKs is recorded at log-spaced steps. Theory: the
+infinite-width NTK of each depth (:func:`ntkdyn.theory.relu_ntk.infinite_ntk`) gives the
+alignment at initialisation; at finite width the kernel moves by ``O(gamma / sqrt(m))`` per
+layer, and deeper networks compound it. The deep linear analogue: after learning, the NTK of a
+scalar-output deep linear network is ``||beta||^(2(L-1)/L) [x.x' + (L-1)(b.x)(b.x')]`` with
+``b = beta / ||beta||``, a spike of weight ``L - 1`` (Shan & Bordelon 2021, sec. 5, whose ``L``
+counts hidden layers; :func:`ntkdyn.theory.symbolic.rank_one_ntk_spike`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.datasets import classification_task
+from ..numerics.datafiles import classification_task
 from ..numerics.kernels import alignment
 from ..numerics.networks import MLP
 from ..numerics.richness import train_centered

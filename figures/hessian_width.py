@@ -1,15 +1,17 @@
-"""hessian-width: the output Hessian's spectral norm falls like sqrt(log m)/sqrt(m), the gradient stays O(1).
+"""hessian-width: the output Hessian's norm falls like sqrt(log m)/sqrt(m), the gradient stays O(1).
 
-Liu, Zhu & Belkin (2020), paper note sections 3 and 4.1. Simulation: the spectral norm of the
-Hessian of ``f(x)`` with respect to all weights at initialization, one input on the sphere of
-radius ``sqrt(d)``: for two-layer networks by the exact block-diagonal closed form streamed
-over ``W_1`` (``numerics.hessian.two_layer_hessian``, widths to 10^7 in the paper
-configuration), for three-layer networks by Lanczos on exact Hessian-vector products.
-Theory: the exact law of ``||H|| = max_j G_j / sqrt(m)`` at initialization
-(``theory.linearity.hessian_norm_mean``) and, for ReLU, ``||H|| = |x| / sqrt(m d)`` exactly;
-``||grad f||`` and ``||H||_F`` tend to width-independent limits. Agreement numbers: fitted
-log-log slopes of ``||H|| / sqrt(log m)`` on the large widths, the ratio of measured to
-predicted mean norms, and the spread of ``||grad f||`` across widths.
+Liu, Zhu & Belkin (2020, abstract): the transition to linearity of wide networks comes from the
+scaling of the Hessian's norm with width. Simulation: the spectral norm of the Hessian of ``f(x)``
+with respect to all weights at initialization, one input on the sphere of radius ``sqrt(d)``: for
+two-layer networks by the exact block-diagonal closed form streamed over ``W_1``
+(:func:`ntkdyn.numerics.hessian_two_layer.two_layer_hessian`, widths to 10^7 in the paper
+configuration), for three-layer networks by Lanczos on exact Hessian-vector products. Theory
+(derived here; for two layers the Hessian is block-diagonal over the hidden units, one 2 x 2 block
+per unit on ``span(x, e_v)``): the exact law of ``||H|| = max_j G_j / sqrt(m)`` at initialization
+(:func:`ntkdyn.theory.linearity.hessian_norm_mean`) and, for ReLU, ``||H|| = |x| / sqrt(m d)``
+exactly; ``||grad f||`` and ``||H||_F`` tend to width-independent limits. Agreement numbers: fitted
+log-log slopes of ``||H|| / sqrt(log m)`` on the large widths, the ratio of measured to predicted
+mean norms, and the spread of ``||grad f||`` across widths.
 """
 from __future__ import annotations
 
@@ -17,14 +19,17 @@ import math
 
 import numpy as np
 
-from ..numerics import hessian as hs
 from ..base.activations import get_activation
+from ..base.samplers import sphere_inputs
+from ..numerics.hessian_norm import output_gradient_norm, output_hessian_norm
+from ..numerics.hessian_two_layer import two_layer_hessian
+from ..numerics.memory import estimate_bytes, require_memory
 from ..numerics.networks import MLP
 from ..theory import linearity as lin
-from ..base.validation import as_generator
 
 NAME = "hessian-width"
-DESCRIPTION = "Hessian spectral norm ~ sqrt(log m)/sqrt(m) while ||grad f|| = O(1) (transition to linearity)"
+DESCRIPTION = ("Hessian spectral norm ~ sqrt(log m)/sqrt(m) while ||grad f|| = O(1) "
+               "(transition to linearity)")
 
 QUICK = {
     "d": 10, "widths": [2 ** k for k in range(6, 21)], "activations": ["tanh", "softplus", "relu"],
@@ -58,12 +63,6 @@ TARGETS = {
 }
 
 
-def sphere_input(d: int, seed) -> np.ndarray:
-    """One input uniform on the sphere of radius ``sqrt(d)``."""
-    x = as_generator(seed).standard_normal(d)
-    return x * math.sqrt(d) / np.linalg.norm(x)
-
-
 def runs(config) -> list[dict]:
     """One run per (depth, activation, width, replicate); all share the replicate's input."""
     for key, start in (("widths", "fit_from"), ("deep_widths", "deep_fit_from")):
@@ -86,16 +85,16 @@ def run(point) -> dict:
     widths = [d] + [m] * (L - 1) + [1]
     # Refuse widths that do not fit before drawing any weight (weights + one Gaussian buffer).
     method = "closed_form" if L == 2 else "lanczos"
-    hs.require_memory(hs.estimate_bytes(widths, method) + 8 * widths[0] * widths[1],
-                      f"a depth-{L} network of width {m}")
-    x = sphere_input(d, [point["seed"], point["replicate"]])
+    require_memory(estimate_bytes(widths, method) + 8 * widths[0] * widths[1],
+                   f"a depth-{L} network of width {m}")
+    x = sphere_inputs(1, d, [point["seed"], point["replicate"]])[0]
     net = MLP(widths, activation=point["activation"])
     params = net.init(seed=[point["seed"], point["replicate"], L, m])
     if L == 2:
-        st = hs.two_layer_hessian(net, params, x)
+        st = two_layer_hessian(net, params, x)
         return {"norm": st.norm, "grad_norm": st.grad_norm, "frobenius": st.frobenius}
-    norm = hs.output_hessian_norm(net, params, x, tol=point["lanczos_tol"])
-    return {"norm": norm, "grad_norm": hs.output_gradient_norm(net, params, x),
+    norm = output_hessian_norm(net, params, x, tol=point["lanczos_tol"])
+    return {"norm": norm, "grad_norm": output_gradient_norm(net, params, x),
             "frobenius": np.nan}
 
 
@@ -124,8 +123,10 @@ def combine(config, results) -> dict:
         "frobenius": grab(two, "frobenius", shape2),
         "theory_norm": np.array([[_theory_mean(a, int(m), d) for m in widths] for a in acts]),
         "deep_activations": np.array(dacts), "deep_widths": dwidths,
-        "deep_norm": grab(three, "norm", shape3), "deep_grad_norm": grab(three, "grad_norm", shape3),
-        "fit_from": np.array(config["fit_from"]), "deep_fit_from": np.array(config["deep_fit_from"]),
+        "deep_norm": grab(three, "norm", shape3),
+        "deep_grad_norm": grab(three, "grad_norm", shape3),
+        "fit_from": np.array(config["fit_from"]),
+        "deep_fit_from": np.array(config["deep_fit_from"]),
     }
     out["theory_grad_norm"] = np.array([
         lin.gradient_norm_limit(get_activation(a).phi, get_activation(a).dphi, math.sqrt(d), d)
@@ -160,7 +161,8 @@ def agreement(result) -> dict:
         out[f"grad_variation_{a}"] = float(np.ptp(g) / np.mean(g))
         if a == "relu":
             exact = math.sqrt(d) / np.sqrt(widths * d)
-            out["relu_exact_rel_err"] = float(np.max(np.abs(result["norm"][i] / exact[:, None] - 1)))
+            rel_err = np.abs(result["norm"][i] / exact[:, None] - 1)
+            out["relu_exact_rel_err"] = float(np.max(rel_err))
         else:
             fro = result["frobenius"][i].mean(axis=-1)
             out[f"frobenius_slope_{a}"] = _slope(widths[big], fro[big])

@@ -1,7 +1,9 @@
 """il-gauss-newton: iterative linearisation against damped Gauss-Newton at the matched damping.
 
-Goldwaser & Ge (arXiv:2211.12345; ``shared/papers/iterative_linearisation.md`` section 3): for
-the MSE loss, the ``K`` inner steps of a block apply the spectral filter
+Goldwaser & Ge (arXiv:2211.12345, abstracts of the later versions) call iterative linearisation
+(IL) informally analogous to damped Gauss-Newton, and with a large period ``K`` a variant of
+Gauss-Newton. Derived here (:func:`ntkdyn.theory.kernel_regime.spectral_filter`): for the MSE
+loss, the ``K`` inner steps of a block apply the spectral filter
 ``h_K(mu) = (1 - (1 - lr mu)^K) / mu`` to the eigenvalues of ``G = J J^T / n``, and damped
 Gauss-Newton ``theta <- theta - (1/n) J^T (G + lambda I)^{-1} r`` applies ``1 / (mu + lambda)``.
 The two agree at both ends of the spectrum at ``lambda = 1 / (lr K)``, so one block of IL(K) is
@@ -9,8 +11,8 @@ approximately one damped Gauss-Newton step and the outer loop is an iterated dam
 Gauss-Newton method.
 
 Simulation: for each damping ``lambda`` on a log grid, damped Gauss-Newton
-(:func:`numerics.linearised.damped_gauss_newton`) and IL with ``K = 1 / (lr lambda)``, compared
-at matched outer iterations (IL step ``j K`` against Gauss-Newton iteration ``j``).
+(:func:`ntkdyn.numerics.linearised.damped_gauss_newton`) and IL with ``K = 1 / (lr lambda)``,
+compared at matched outer iterations (IL step ``j K`` against Gauss-Newton iteration ``j``).
 
 Theory beside simulation: at ``theta_0`` the linear model leaves each residual mode
 ``c_i = u_i . r_0`` multiplied by ``(1 - lr mu_i)^K ~ exp(-x mu_i)`` (IL, ``x = lr K``) or by
@@ -19,21 +21,21 @@ losses agree with it while ``x`` is small and move away by the linearisation err
 of ``il-kernel``) as ``x`` grows. The update *directions* agree closely at every damping
 (cosine > 0.99), but the mid-spectrum residual factors differ by up to ~3x near ``x mu ~ 2``, so
 IL(K) makes more progress per outer iteration than Gauss-Newton at its matched damping and the
-loss curves separate at weak damping: the note's "within 10%" (section 7) holds at strong
-damping only. Reported per damping, without a target: the test loss and the eNTK change per unit
-of training-loss decrease (the note's hypothesis: less damping, less feature learning).
+loss curves separate at weak damping: the hypothesis that the two loss curves agree within 10%
+at matched outer iterations holds at strong damping only. Reported per damping, without a
+target: the test loss and the eNTK change per unit of training-loss decrease (the hypothesis,
+after the later abstract's "role of damping on feature learning": less damping, less feature
+learning).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..numerics.kernels import empirical_ntk, relative_change
-from ..numerics.linearised import (damped_gauss_newton, damped_gauss_newton_step,
-                                 gauss_newton_gram, iterative_linearised_training,
-                                 spectral_filter_step)
+from ..numerics.linearised import (damped_gauss_newton, damped_gauss_newton_step, gauss_newton_gram,
+                                   iterative_linearised_training, spectral_filter_step)
+from ..numerics.tasks import single_index_problem
 from ..theory.kernel_regime import spectral_filter
-
-from .il_sweep import default_task
 
 NAME = "il-gauss-newton"
 DESCRIPTION = "iterative linearisation vs damped Gauss-Newton at the matched damping 1/(lr K)"
@@ -60,7 +62,9 @@ def _cosine(a, b):
 
 
 def compute(config) -> dict:
-    net, params, X, Y, X_test, Y_test = default_task(config, 0)
+    net, params, X, Y, X_test, Y_test = single_index_problem(
+        int(config["d"]), int(config["n_train"]), int(config["n_test"]), int(config["width"]),
+        config["activation"], seed=(int(config["seed"]), 0))
     lr, J = float(config["lr"]), int(config["iterations"])
     dampings = np.asarray(config["dampings"], dtype=float)
     periods = np.maximum(1, np.round(1.0 / (lr * dampings))).astype(int)

@@ -1,29 +1,31 @@
 """nfa-early-time: the early-time prediction of the centred NFA against simulation.
 
-Theory (:mod:`theory.nfa`, note section 3): to first order in t the weight change of layer
-``l`` is ``dW = -(t c / n) B^T M`` (``B`` the pre-activation tangent features, ``M`` the rows
+Beaglehole, Mitliagkas & Agarwala (2024) give an early-time theory of the centred neural feature
+correlation in terms of simple statistics of the inputs and labels (abstract). Theory here
+(:mod:`ntkdyn.theory.nfa`, derived from the definitions): to first order in t the weight change of
+layer ``l`` is ``dW = -(t c / n) B^T M`` (``B`` the pre-activation tangent features, ``M`` the rows
 ``r_ij a_i``), so the centred correlation tends to
 
     C-NFC(0+) = rho(M^T Theta M, M^T Theta^2 M),    Theta = B B^T (the PTK Gram at t = 0),
 
 a function of the layer inputs, the residuals ``f_0 - y`` and the initial PTK only, with error
 ``O(t)``. Simulation: a bias-free ReLU MLP (five hidden layers) on the low-rank task, trained
-by gradient descent with learning rate ``lr / max(init_scale, 1)^(2 L)`` (the NTK grows like
-``init_scale^(2 L)`` for ``L`` hidden layers; a small init scale keeps ``lr``, as its larger
+by gradient descent with learning rate ``lr / max(init_scale, 1)^(2 H)`` (the NTK grows like
+``init_scale^(2 H)`` for ``H`` hidden layers; a small init scale keeps ``lr``, as its larger
 relative steps would diverge), C-NFC recorded at log-spaced steps.
 
 A second check uses no hidden weights at all: for a wide two-layer ReLU network the PTK is
 replaced by its infinite-width limit, the degree-0 arc-cosine kernel of the inputs
-(:func:`theory.nfa.relu_ptk_two_layer`). It trains with a smaller ``wide_lr``: a two-layer
+(:func:`ntkdyn.theory.nfa.relu_ptk_two_layer`). It trains with a smaller ``wide_lr``: a two-layer
 network's residuals, which the theory freezes, change faster than a deep one's.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.data import low_rank_task
 from ..numerics.features import nfa_observable, ptk_gram
 from ..numerics.networks import MLP
+from ..numerics.synthetic import low_rank_task
 from ..numerics.training import gradient_descent, record_schedule
 from ..theory.nfa import early_centered_nfc, relu_ptk_two_layer
 
@@ -41,7 +43,7 @@ PAPER = {
     "wide_lr": 0.05, "wide_steps": 300, "seed": 0,
 }
 TARGETS = {
-    # the issue: prediction within 5 % of simulation at small t
+    # claim: the prediction is within 5 % of the simulation at small t
     "max_rel_error_small_t": (0.0, 0.05),
     "two_layer_arccos_abs_error": (0.0, 0.05),
     # O(t) approach: log-log slope of the mean |error| over the early steps
@@ -66,19 +68,19 @@ def run(point) -> dict:
     ds = low_rank_task(point["n"], d=point["d"], seed=point["seed"])
     X, Y = ds.X, ds.Y
     s = point["init_scale"]
-    L = point["hidden_layers"] if point["kind"] == "deep" else 1
-    net = MLP([point["d"]] + [point["width"]] * L + [1], activation="relu", init_scale=s)
-    p0 = net.init([point["seed"], int(1000 * s), L])
+    n_hidden = point["hidden_layers"] if point["kind"] == "deep" else 1
+    net = MLP([point["d"]] + [point["width"]] * n_hidden + [1], activation="relu", init_scale=s)
+    p0 = net.init([point["seed"], int(1000 * s), n_hidden])
     fwd = net.forward(p0, X)
     R = fwd.output - Y
     pred = np.array([early_centered_nfc(fwd.activations[l], R, ptk_gram(net, p0, X, l))
-                     for l in range(L)])
+                     for l in range(n_hidden)])
     steps = point["steps"]
     schedule = np.union1d(record_schedule(steps, num=point["num_records"], log=True),
                           [point["small_step"]])
-    lr = point["lr"] / max(s, 1.0) ** (2 * L)
+    lr = point["lr"] / max(s, 1.0) ** (2 * n_hidden)
     tr = gradient_descent(net, p0, X, Y, lr=lr, steps=steps, record_steps=schedule,
-                          record={"nfa": nfa_observable(p0, layers=range(L))})
+                          record={"nfa": nfa_observable(p0, layers=range(n_hidden))})
     obs = tr.observables["nfa"]
     out = {"pred": pred, "steps": tr.record_steps[1:], "times": tr.record_times[1:],
            "c": obs[1:, 1], "uc": obs[1:, 0], "uc_init": obs[0, 0]}
@@ -142,11 +144,11 @@ def plot(result):
     import matplotlib.pyplot as plt
 
     scales, steps, pred, c = result["init_scales"], result["steps"], result["pred"], result["c"]
-    S, L = pred.shape
+    S, n_hidden = pred.shape
     fig, axes = plt.subplots(1, S + 2, figsize=(3.6 * (S + 2), 3.6))
     for a, s in enumerate(scales):
         ax = axes[a]
-        for l in range(L):
+        for l in range(n_hidden):
             line, = ax.plot(steps, c[a, :, l], label=f"layer {l + 1}")
             ax.axhline(pred[a, l], color=line.get_color(), ls="--", lw=0.9)
         ax.axvline(int(result["small_step"]), color="0.6", lw=0.6)

@@ -1,10 +1,10 @@
 """nfa-rule: speed-limited steps at one layer against plain gradient descent, and RFM.
 
-The rule (:class:`numerics.features.SpeedLimited`, the note's reconstruction of the paper's
-speed-limited optimisation, section 4): the target layer takes steps of fixed Frobenius size
-``speed * ||W_l||_F`` along ``-grad``; the other layers take plain gradient steps. The paper
-(Beaglehole, Mitliagkas & Agarwala 2024, arXiv:2402.05271) reports that such a rule raises the
-NFA correlation of the chosen layer and improves its features.
+The rule (:class:`ntkdyn.numerics.features.SpeedLimited`): the target layer takes steps of fixed
+Frobenius size ``speed * ||W_l||_F`` along ``-grad``; the other layers take plain gradient steps. It
+is a reconstruction, derived here, of the speed-limited optimisation of Beaglehole, Mitliagkas &
+Agarwala (2024, arXiv:2402.05271), whose exact update is not reproduced; the paper reports that such
+a rule raises the NFA correlation of the chosen layer and improves its features (abstract).
 
 For plain GD and for the rule at each target layer we train the bias-free five-hidden-layer
 ReLU MLP on the low-rank task ``y = z_1 z_2 + relu(z_3)`` and measure, after ``steps`` steps,
@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.data import low_rank_task
-from ..numerics.features import (RecursiveFeatureMachine, SpeedLimited, matrix_correlation,
-                               nfa_correlations, nfm, principal_cosines)
+from ..numerics.features import (SpeedLimited, matrix_correlation, nfa_correlations, nfm,
+                                 principal_cosines)
 from ..numerics.networks import MLP
+from ..numerics.rfm import RecursiveFeatureMachine
+from ..numerics.synthetic import low_rank_task
 from ..numerics.training import gradient_descent, record_schedule
 
 NAME = "nfa-rule"
@@ -44,9 +45,9 @@ PAPER = {
     "rfm_iterations": 5, "bandwidth": 10.0, "ridge": 1e-3, "seed": 0,
 }
 TARGETS = {
-    # the issue: the rule raises the target layer's UC-NFC by >= 0.1 over plain GD
+    # claim: the rule raises the target layer's UC-NFC by >= 0.1 over plain GD
     "uc_gain_min": (0.1, 1.0),
-    # the note (section 6.2 / 8.12): RFM recovers the planted subspace
+    # claim: the Laplace-kernel RFM (Radhakrishnan et al. 2024) recovers the planted subspace
     "rfm_subspace_cos_min": (0.9, 1.0),
 }
 
@@ -82,11 +83,11 @@ def runs(config) -> list[dict]:
     keys = ("n", "n_test", "d", "width", "hidden_layers", "lr", "steps", "speed", "num_records",
             "rfm_iterations", "bandwidth", "ridge", "seed")
     base = {k: config[k] for k in keys}
-    L = config["hidden_layers"]
+    n_hidden = config["hidden_layers"]
     for t in config["target_layers"]:
-        if not isinstance(t, int) or not 0 <= t < L:
-            raise ValueError(f"target_layers must hold hidden-layer indices in [0, {L - 1}], "
-                             f"got {t!r}")
+        if not isinstance(t, int) or not 0 <= t < n_hidden:
+            raise ValueError("target_layers must hold hidden-layer indices in "
+                             f"[0, {n_hidden - 1}], got {t!r}")
     return ([dict(base, kind="gd", target=-1)]
             + [dict(base, kind="rule", target=int(t)) for t in config["target_layers"]]
             + [dict(base, kind="rfm", target=-1)])
@@ -101,19 +102,19 @@ def run(point) -> dict:
                 "subspace_cos": principal_cosines(machine.M, U),
                 "identity_error": np.array(kernel_probe(np.eye(X.shape[1]), X, Y, Xt, Yt,
                                                         point["bandwidth"], point["ridge"]))}
-    L = point["hidden_layers"]
-    net = MLP([point["d"]] + [point["width"]] * L + [1], activation="relu")
+    n_hidden = point["hidden_layers"]
+    net = MLP([point["d"]] + [point["width"]] * n_hidden + [1], activation="relu")
     p0 = net.init(point["seed"])
     update = (SpeedLimited(net, point["target"], speed=point["speed"]) if point["kind"] == "rule"
               else None)
     schedule = record_schedule(point["steps"], num=point["num_records"], log=True)
     record = {"nfa": lambda net_, p, X_, Y_: np.stack(list(
-        nfa_correlations(net_, p, X_, p0, range(L)).values()))}
+        nfa_correlations(net_, p, X_, p0, range(n_hidden)).values()))}
     kwargs = {} if update is None else {"update": update}
     tr = gradient_descent(net, p0, X, Y, lr=point["lr"], steps=point["steps"],
                           record_steps=schedule, record=record, **kwargs)
     p = tr.params
-    obs = tr.observables["nfa"]  # (records, 2, L)
+    obs = tr.observables["nfa"]  # (records, 2, n_hidden)
     fwd, fwd_t = net.forward(p, X), net.forward(p, Xt)
     F0, C0 = nfm(p[0]), nfm(p[0] - p0[0])
     return {
@@ -121,8 +122,8 @@ def run(point) -> dict:
         "test_error": np.array(_nmse(fwd_t.output, Yt)),
         "kernel_probe": np.array(kernel_probe(F0, X, Y, Xt, Yt, point["bandwidth"],
                                               point["ridge"])),
-        "linear_probe": np.array([linear_probe(fwd.activations[l + 1], Y,
-                                               fwd_t.activations[l + 1], Yt) for l in range(L)]),
+        "linear_probe": np.array([linear_probe(fwd.activations[l + 1], Y, fwd_t.activations[l + 1],
+                                               Yt) for l in range(n_hidden)]),
         "subspace_cos": principal_cosines(F0, U), "centred_subspace_cos": principal_cosines(C0, U),
         "nfm0": F0, "cnfm0": C0,
     }
@@ -181,8 +182,8 @@ def plot(result):
     import matplotlib.pyplot as plt
 
     targets, steps = result["target_layers"], result["steps"]
-    L = result["gd_uc"].shape[-1]
-    layers = np.arange(1, L + 1)
+    n_hidden = result["gd_uc"].shape[-1]
+    layers = np.arange(1, n_hidden + 1)
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     ax = axes[0]
     idx = np.arange(len(targets))

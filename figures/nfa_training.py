@@ -1,30 +1,32 @@
 """nfa-training: uncentred and centred neural feature correlations per layer during training.
 
-Beaglehole, Mitliagkas & Agarwala (2024), arXiv:2402.05271, the MLP experiment of the
-authors' code (note sections 2.7 and 5.1). A bias-free ReLU MLP with five hidden layers is
+Beaglehole, Mitliagkas & Agarwala (2024), arXiv:2402.05271, after the MLP experiment of the
+authors' public code. A bias-free ReLU MLP with five hidden layers is
 trained by full-batch gradient descent on the MSE loss; at log-spaced steps we record, for each
 of the five weight matrices that feed a hidden layer,
 
     UC-NFC = rho(W^T W, W^T K W),   C-NFC = rho(dW^T dW, dW^T K dW),   dW = W - W_0,
 
 (``rho`` the Pearson correlation of the entries, ``K`` the current PTK covariance, see
-:mod:`numerics.features`), the relative weight change ``||dW||_F / ||W_0||_F`` and the loss.
+:mod:`ntkdyn.numerics.features`), the relative weight change ``||dW||_F / ||W_0||_F`` and the loss.
 Data: the synthetic low-rank task ``y = z_1 z_2 + relu(z_3)``, ``z = U^T x``
-(:func:`numerics.data.low_rank_task`), and balanced subsets of scikit-learn's bundled digits
-(where scikit-learn is installed) and of MNIST (where its IDX files are in ``data_dir`` or
+(:func:`ntkdyn.numerics.synthetic.low_rank_task`), and balanced subsets of scikit-learn's bundled
+digits (where scikit-learn is installed) and of MNIST (where its IDX files are in ``data_dir`` or
 ``$NTKDYN_DATA``), with pixels standardised and centred one-hot labels
-(:func:`numerics.datasets.image_classification`); an unavailable real data set is left out.
-The paper's claim: the centred correlation is high from the first steps, the uncentred one is
-set by the initialisation (falling with depth) and lags behind.
+(:func:`ntkdyn.numerics.datafiles.image_classification`); an unavailable real data set is left out.
+Claim: the centred correlation is high from the first steps, while the uncentred one is set by the
+initialisation (falling with depth) and lags behind; the paper attributes the alignment of trained
+networks to the weight changes interacting with the pre-activation features, i.e. to the centred
+correlation (abstract).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.data import low_rank_task
-from ..numerics.datasets import image_classification, load_digits, load_mnist
+from ..numerics.datafiles import image_classification, load_digits, load_mnist
 from ..numerics.features import nfa_observable
 from ..numerics.networks import MLP
+from ..numerics.synthetic import low_rank_task
 from ..numerics.training import gradient_descent, record_schedule
 
 NAME = "nfa-training"
@@ -40,7 +42,7 @@ PAPER = {
     "seeds": 3, "seed": 0, "data_dir": "",
 }
 TARGETS = {
-    # the issue: centred above uncentred at every layer early in training (step <= 50)
+    # claim: centred above uncentred at every layer early in training (step <= 50)
     "c_minus_uc_min_early": (0.0, 2.0),
     "c_min_early": (0.75, 1.0),
     "loss_ratio": (0.0, 0.5),
@@ -90,14 +92,14 @@ def runs(config) -> list[dict]:
 def run(point) -> dict:
     seed = [point["seed"], point["replicate"]]
     X, Y = load_dataset(point["dataset"], point["n"], point["d"], seed, point["data_dir"])
-    L = point["hidden_layers"]
-    net = MLP([X.shape[1]] + [point["width"]] * L + [Y.shape[1]], activation="relu")
+    n_hidden = point["hidden_layers"]
+    net = MLP([X.shape[1]] + [point["width"]] * n_hidden + [Y.shape[1]], activation="relu")
     p0 = net.init(seed)
     steps = point["steps"]
     schedule = record_schedule(steps, num=point["num_records"], log=True)
     schedule = np.union1d(schedule, [min(point["early_step"], steps)])
     tr = gradient_descent(net, p0, X, Y, lr=point["lr"], steps=steps, record_steps=schedule,
-                          record={"nfa": nfa_observable(p0, layers=range(L))})
+                          record={"nfa": nfa_observable(p0, layers=range(n_hidden))})
     obs = tr.observables["nfa"]  # (records, 3, layers): UC, C (nan at step 0), dW / W0
     return {"steps": tr.record_steps[1:], "times": tr.record_times[1:], "uc_init": obs[0, 0],
             "uc": obs[1:, 0], "c": obs[1:, 1], "weight_change": obs[1:, 2],
@@ -157,13 +159,14 @@ def plot(result):
     import matplotlib.pyplot as plt
 
     names = [str(s) for s in result["datasets"]]
-    L = result[f"{names[0]}_uc"].shape[-1]
-    fig, axes = plt.subplots(len(names), L + 2, figsize=(3.0 * (L + 2), 3.0 * len(names)),
+    n_hidden = result[f"{names[0]}_uc"].shape[-1]
+    fig, axes = plt.subplots(len(names), n_hidden + 2,
+                             figsize=(3.0 * (n_hidden + 2), 3.0 * len(names)),
                              squeeze=False)
     for row, name in zip(axes, names):
         t = result[f"{name}_steps"]
         uc, c, change = result[f"{name}_uc"], result[f"{name}_c"], result[f"{name}_weight_change"]
-        for l in range(L):
+        for l in range(n_hidden):
             ax = row[l]
             for data, color, label in ((uc, "C0", "UC-NFA"), (c, "C2", "C-NFA")):
                 mean, std = data[..., l].mean(axis=0), data[..., l].std(axis=0)
@@ -177,12 +180,12 @@ def plot(result):
             if l == 0:
                 ax.set_ylabel("correlation")
                 ax.legend(fontsize=7, loc="lower left")
-        ax = row[L]
+        ax = row[n_hidden]
         losses = result[f"{name}_losses"]
         ax.plot(np.arange(1, losses.shape[1] + 1), losses.mean(axis=0), color="k")
         ax.set(xscale="log", yscale="log", xlabel="GD step (+1)", title=f"{name}: training loss")
-        ax = row[L + 1]
-        for l in range(L):
+        ax = row[n_hidden + 1]
+        for l in range(n_hidden):
             ax.plot(t, change[..., l].mean(axis=0), label=f"layer {l + 1}")
         ax.set(xscale="log", yscale="log", xlabel="GD step",
                title=r"$\|W - W_0\|_F / \|W_0\|_F$")

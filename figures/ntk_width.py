@@ -1,7 +1,7 @@
 """ntk-width: the empirical NTK converges to the infinite-width NTK like width^{-1/2}.
 
-Simulation: ``numerics.kernels.empirical_ntk`` of ReLU ``MLP([d, m, ..., m, 1])`` at
-initialisation, several seeds. Theory: ``theory.relu_ntk.infinite_ntk`` (arc-cosine
+Simulation: :func:`ntkdyn.numerics.kernels.empirical_ntk` of ReLU ``MLP([d, m, ..., m, 1])`` at
+initialisation, several seeds. Theory: :func:`ntkdyn.theory.relu_ntk.infinite_ntk` (arc-cosine
 recursion). The relative Frobenius error ``||K_m - K_inf||_F / ||K_inf||_F`` is a sum of
 ``m`` independent per-unit terms, so its fluctuation (and its mean) falls like ``m^{-1/2}``
 (Jacot et al. 2018; Arora et al. 2019); the fitted log-log slope is the agreement number.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..base.samplers import sphere_inputs
 from ..numerics.kernels import empirical_ntk
 from ..numerics.networks import MLP
 from ..theory.relu_ntk import infinite_ntk
-from ..base.validation import as_generator
 
 NAME = "ntk-width"
 DESCRIPTION = "empirical NTK of ReLU MLPs vs the infinite-width NTK: error ~ width^(-1/2)"
@@ -34,21 +34,16 @@ TARGETS = {
 }
 
 
-def sphere_inputs(n, d, seed):
-    """``n`` points uniform on the sphere of radius ``sqrt(d)`` (so ``x.x / d = 1``)."""
-    X = as_generator(seed).standard_normal((n, d))
-    return X * (np.sqrt(d) / np.linalg.norm(X, axis=1, keepdims=True))
-
-
 def runs(config) -> list[dict]:
     """One independent run per (depth, width, seed): the unit a sweep distributes."""
     keys = ("n", "d", "activation", "seed")
     return [dict({k: config[k] for k in keys}, depth=int(L), width=2 ** int(w), replicate=s)
-            for L in config["depths"] for w in config["log2_widths"] for s in range(config["seeds"])]
+            for L in config["depths"] for w in config["log2_widths"]
+            for s in range(config["seeds"])]
 
 
 def run(point) -> dict:
-    """Empirical NTK of one network at initialisation and its error against the infinite-width NTK."""
+    """Empirical NTK of one network at init and its error against the infinite-width NTK."""
     X = sphere_inputs(point["n"], point["d"], point["seed"])
     L, m = point["depth"], point["width"]
     k_inf = infinite_ntk(X, depth=L, activation=point["activation"])

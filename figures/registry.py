@@ -4,7 +4,7 @@ An experiment is a module in ``figures/`` that defines
 
 ``NAME``         the CLI name (``ntkdyn run NAME``), lower-case with dashes;
 ``DESCRIPTION``  one line for ``ntkdyn list --long``;
-``QUICK``        a dict: the quick configuration (``ntkdyn all`` runs it; seconds to tens of seconds);
+``QUICK``        a dict: the quick configuration (``ntkdyn all``; seconds to tens of seconds);
 ``PAPER``        a dict: the paper-scale configuration (``--paper``); same keys as ``QUICK``;
 ``TARGETS``      ``{agreement name: (low, high)}``, the interval each agreement number is held to;
 ``compute(config) -> dict[str, np.ndarray]``
@@ -55,7 +55,8 @@ def _load(path: str) -> ModuleType:
         raise TypeError(f"experiment module {path}: QUICK and PAPER must have the same keys")
     for key, target in module.TARGETS.items():
         # finite bounds only: the JSON records must stay standard JSON (no Infinity)
-        if not (len(target) == 2 and all(math.isfinite(b) for b in target) and target[0] <= target[1]):
+        finite = len(target) == 2 and all(math.isfinite(b) for b in target)
+        if not (finite and target[0] <= target[1]):
             raise TypeError(f"experiment module {path}: TARGETS[{key!r}] must be a finite "
                             f"interval (low, high), got {target!r}")
     return module

@@ -1,36 +1,35 @@
 """relu-alignment: two-layer ReLU networks align their NTK with the task, more so when richer.
 
-Shan & Bordelon (2021), note section 5 and experiment 6 of section 6. Simulation: the
-centred model ``f_gamma = (f - f_0) / gamma`` of ``numerics.richness`` (parameter learning
-rate ``lr gamma^2``, so every ``gamma`` has the same function-space speed), trained by
-full-batch GD on a balanced multi-class task; the per-head NTKs are recorded at log-spaced
-steps and the centred alignment ``A_c(sum_i K_ii, Y)`` is followed in time for several
-``gamma`` (lazy -> rich) and widths.
+Shan & Bordelon (2021), sec. 6: alignment in two-layer ReLU networks. Simulation: the centred model
+``f_gamma = (f - f_0) / gamma`` of :mod:`ntkdyn.numerics.richness` (parameter learning rate
+``lr gamma^2``, so every ``gamma`` has the same function-space speed), trained by full-batch GD on a
+balanced multi-class task; the per-head NTKs are recorded at log-spaced steps and the centred
+alignment ``A_c(sum_i K_ii, Y)`` is followed in time for several ``gamma`` (lazy -> rich) and
+widths.
 
-Theory (``theory.two_layer_alignment``): the exact initial rate ``dA_c/dt`` at ``t = 0`` from
-``dK/dt`` under gradient flow (units drift toward target-weighted means of their active
-half-space, readouts grow with unit-target correlations), checked against a GD finite
+Theory (:mod:`ntkdyn.theory.two_layer_alignment`, derived there): the exact initial rate ``dA_c/dt``
+at ``t = 0`` from ``dK/dt`` under gradient flow (units drift toward target-weighted means of their
+active half-space, readouts grow with unit-target correlations), checked against a GD finite
 difference with ``gamma * lr * steps = 1e-3``; the second-order expansion
-``A_c(t) - A_c(0) = A' t + A'' t^2 / 2`` against GD with a small learning rate up to
-``t = 1``; and the infinite-width alignment at initialisation from the arc-cosine kernels.
-Expected: the lazy limit stays flat, alignment gain grows with ``gamma`` and the loss falls
-faster in the rich regime.
+``A_c(t) - A_c(0) = A' t + A'' t^2 / 2`` against GD with a small learning rate up to ``t = 1``; and
+the infinite-width alignment at initialisation from the arc-cosine kernels. Expected: the lazy limit
+stays flat, alignment gain grows with ``gamma`` and the loss falls faster in the rich regime.
 
 Found here: on this task the exact first-order rate ``A'(0)`` is small and negative; the rise
 of the alignment is second order (``A'' ~ gamma^2 > 0``), and for ``gamma <~ 3`` ReLU gate
 flips (which the derivatives at ``t = 0`` cannot see) dominate the early change once
-``gamma t >~ 10^-2`` (see ``theory.two_layer_alignment``).
+``gamma t >~ 10^-2`` (see :mod:`ntkdyn.theory.two_layer_alignment`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.datasets import classification_task
+from ..numerics.datafiles import classification_task
 from ..numerics.kernels import alignment
 from ..numerics.networks import MLP
 from ..numerics.richness import train_centered
 from ..theory.two_layer_alignment import (infinite_width_terms, initial_rates,
-                                        initial_second_derivatives)
+                                          initial_second_derivatives)
 
 NAME = "relu-alignment"
 DESCRIPTION = "two-layer ReLU NTK alignment vs time across richness gamma and width (lazy: flat)"

@@ -2,11 +2,11 @@
 configuration and agreement numbers, each beside the target interval it is held to.
 
 ``build_report(out)`` reads the ``NAME.json`` + ``NAME.png`` pairs that
-``figures.runner.run_experiment`` wrote into ``out``, runs the quick configuration of every
-registered experiment that has none there, and writes ``out/report.html`` (images embedded as
-``data:`` URIs, inline CSS, no scripts, no external resources) and ``out/report.md`` (linking
-the PNGs by relative path). A malformed result stops it with a ``ValueError`` naming the file,
-before anything is run or written.
+:func:`ntkdyn.figures.runner.run_experiment` wrote into ``out``, runs the quick configuration of
+every registered experiment that has none there, and writes ``out/report.html`` (images embedded as
+``data:`` URIs, inline CSS, no scripts, no external resources) and ``out/report.md`` (linking the
+PNGs by relative path). A malformed result stops it with a ``ValueError`` naming the file, before
+anything is run or written.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run one experiment: compute (cached), measure agreement, plot, write ``NAME.png`` + ``NAME.json``."""
+"""Run one experiment: compute (cached), measure agreement, plot, write NAME.png and NAME.json."""
 from __future__ import annotations
 
 import json
@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .registry import get_experiment  # noqa: E402
-from .sweep import open_executor, run_cached  # noqa: E402
 from .storage import (atomic_path, config_hash, library_version, load_result,  # noqa: E402
                       save_result, write_json)
+from .sweep import open_executor, run_cached  # noqa: E402
 
 
 class ExperimentError(RuntimeError):
@@ -57,8 +57,8 @@ def compute_result(module, config, cache_dir, scheduler="process", workers=None,
     """The experiment's arrays and the executor kind that computed them.
 
     Experiments that split into independent runs (``runs``/``run``/``combine``, see
-    :mod:`figures.sweep`) are distributed over the executor, run by run, with each run cached;
-    the others are computed in this process.
+    :mod:`ntkdyn.figures.sweep`) are distributed over the executor, run by run, with each run
+    cached; the others are computed in this process.
     """
     if not hasattr(module, "runs"):
         return module.compute(config), "serial"
@@ -74,7 +74,7 @@ def run_experiment(name: str, paper: bool = False, out="out", overrides: dict | 
     """Run experiment ``name`` and write ``NAME.png`` and ``NAME.json`` into ``out``.
 
     ``scheduler``: ``"serial"``, ``"process"`` (default), ``"local"`` (Dask) or a Dask
-    address; see :func:`figures.sweep.open_executor`.
+    address; see :func:`ntkdyn.figures.sweep.open_executor`.
     Returns the JSON record ``{"experiment", "config", "agreement", "targets", ...}``.
     """
     module = get_experiment(name)
@@ -88,7 +88,8 @@ def run_experiment(name: str, paper: bool = False, out="out", overrides: dict | 
         if not use_cache:
             for stale in cache.parent.glob(f"{module.NAME}-run-*"):
                 stale.unlink(missing_ok=True)
-        result, executor = compute_result(module, config, cache.parent, scheduler, workers, progress)
+        result, executor = compute_result(module, config, cache.parent, scheduler, workers,
+                                          progress)
         _check_finite(module.NAME, result)
         save_result(cache, result)
     agreement = {k: float(v) for k, v in module.agreement(result).items()}

@@ -1,21 +1,27 @@
 """specialization: each ReLU head specialises its kernel to its own class; linear heads cannot.
 
-Shan & Bordelon (2021), v1 claim 5; note sections 2, 4, 5 and experiment 7 of section 6.
-Simulation: two-layer ReLU and linear networks of the same width, both trained as the rich
-centred model ``f_gamma`` (``numerics.richness``) on a balanced multi-class task with centred
-one-hot targets; the specialization matrix ``S_ij = A_c(K_ii, y_j)`` and the index
-``xi = mean_i S_ii - mean_{i != j} S_ij`` are recorded at log-spaced steps.
+Shan & Bordelon (2021): kernel specialization, each output head's kernel aligning with its own
+target, which does not occur in linear networks (arXiv v1 abstract; sec. 6, Fig. 3). Simulation:
+two-layer ReLU and linear networks of the same width, both trained as the rich centred model
+``f_gamma`` (:mod:`ntkdyn.numerics.richness`) on a balanced multi-class task with centred one-hot
+targets; the specialization matrix ``S_ij = A_c(K_ii, y_j)`` (centred and not normalised, unlike the
+paper's eq. 9; docs/conventions.md) and the index ``xi = mean_i S_ii - mean_{i != j} S_ij`` are
+recorded at log-spaced steps.
 
-Theory (``theory.two_layer_alignment``): a linear network's heads mix the same shared
-kernels (eq. D1), ``K_ii = w_i1 Phi_1 + Phi_2``, so ``|xi|`` is bounded by the dissimilarity
-of the normalised head kernels (``specialization_bound``), which stays small; the exact
-initial rate ``d xi / dt`` at ``t = 0`` for the ReLU network is reported beside the simulation.
+Theory (:mod:`ntkdyn.theory.two_layer_alignment`): a linear network's heads mix the same shared
+kernels, ``K_ii = sum_l [B_l B_l^T]_ii Phi_l`` with ``B_l`` the product of the weights above layer
+``l`` and ``Phi_l`` the Gram matrix of layer ``l``'s inputs
+(:func:`ntkdyn.theory.deep_linear_kernels.linear_head_kernels`), at depth 2
+``K_ii = w_i1 Phi_1 + Phi_2``; so ``|xi|`` is bounded by the dissimilarity of the normalised head
+kernels (:func:`ntkdyn.theory.two_layer_alignment.specialization_bound`), which stays small; the
+exact initial rate ``d xi / dt`` at ``t = 0`` for the ReLU network is reported beside the
+simulation.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.datasets import classification_task
+from ..numerics.datafiles import classification_task
 from ..numerics.kernels import empirical_ntk
 from ..numerics.networks import MLP
 from ..numerics.richness import train_centered

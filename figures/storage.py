@@ -13,7 +13,6 @@ import numpy as np
 
 from .. import __version__
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -78,6 +77,7 @@ def load_result(path: Path) -> dict | None:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        print(f"ntkdyn: discarding corrupt cache file {path} ({exc.__class__.__name__}); recomputing")
+        print(f"ntkdyn: discarding corrupt cache file {path} ({exc.__class__.__name__}); "
+              "recomputing")
         path.unlink(missing_ok=True)
         return None

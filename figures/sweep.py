@@ -90,7 +90,8 @@ def open_executor(scheduler: str | None = "process", workers: int | None = None)
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise ValueError("the Dask scheduler needs the optional extra: pip install -e '.[dask]'") from None
+            raise ValueError("the Dask scheduler needs the optional extra: "
+                             "pip install -e '.[dask]'") from None
         if scheduler == "local":
             cores = os.cpu_count() or 1
             workers = workers or cores
@@ -103,7 +104,8 @@ def open_executor(scheduler: str | None = "process", workers: int | None = None)
             try:
                 client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError) as exc:
-                raise ValueError(f"cannot reach the Dask scheduler at {scheduler} ({exc.__class__.__name__})") from None
+                raise ValueError(f"cannot reach the Dask scheduler at {scheduler} "
+                                 f"({exc.__class__.__name__})") from None
         try:
             yield client.get_executor(), "dask"
         finally:

@@ -1,33 +1,36 @@
 """toy-kernel-evolution: a kernel that evolves to accelerate training aligns with the task.
 
-Theory: ``theory.kernel_evolution`` (``papers/shan_bordelon.md`` sec. 3, a reconstruction of
-Shan & Bordelon 2021's toy model): residual ``D = y - f`` with ``dD/dt = -K D`` and the
-multiplicative kernel rule ``dK/dt = eta (K D D^T + D D^T K)`` (T1), integrated with
-``scipy.integrate.solve_ivp`` in the residual (not ``f``), on a power-law spectrum
-``lam_k = k^-b`` with target power ``y_k^2 ~ k^-a`` and a random eigenbasis.
+Theory: :mod:`ntkdyn.theory.kernel_evolution`, a stand-in, derived here, for the toy model of Shan &
+Bordelon (2021), in which the feature map is optimised over time to speed up learning with a limit
+on how fast the features change (arXiv v1 abstract): residual ``D = y - f`` with ``dD/dt = -K D``
+and the multiplicative kernel rule ``dK/dt = eta (K D D^T + D D^T K)``, integrated with
+``scipy.integrate.solve_ivp`` in the residual (not ``f``), on a power-law spectrum ``lam_k = k^-b``
+with target power ``y_k^2 ~ k^-a`` and a random eigenbasis.
 
-Panels: loss on log-log axes, alignment ``y^T K y / (||K||_F ||y||^2)``, the kernel eigenvalues
-and the overlap of the top eigenvector with ``y``, for ``eta in {0, 0.1, 1, 10}`` (and the
-trace-normalised T1 at one ``eta``). The frozen kernel (``eta = 0``) gives the power law
-``t^(-(a-1)/b)`` at intermediate times (``theory.kernel_evolution.static_loss``); ``eta > 0``
-drops faster than it early (feature-learning phase) and returns to a power-law-like tail once
-``D`` is small and the kernel freezes. At this finite ``P`` (and ``(a-1)/b < 1``) the fitted
-frozen-kernel slope is steeper than the asymptotic ``(a-1)/b``: the spectrum's cut-off at ``k = P``
-removes a sizeable part of the ``Gamma`` integral, so the slope is reported, not held to a target
-(the asymptotic exponent is tested at ``P = 4000`` in ``tests/theory``). The alignment of T1 is
-not exactly monotone: it overshoots and falls back by a few 1e-4
-(``alignment_max_drop_largest_eta``).
+Panels: loss on log-log axes, alignment ``y^T K y / (||K||_F ||y||^2)``, the kernel eigenvalues and
+the overlap of the top eigenvector with ``y``, for ``eta in {0, 0.1, 1, 10}`` (and the
+trace-normalised multiplicative rule at one ``eta``). The frozen kernel (``eta = 0``) gives the
+power law ``t^(-(a-1)/b)`` at intermediate times
+(:func:`ntkdyn.theory.kernel_evolution.static_loss`); ``eta > 0`` drops faster than it early
+(feature-learning phase) and returns to a power-law-like tail once ``D`` is small and the kernel
+freezes. At this finite ``P`` (and ``(a-1)/b < 1``) the fitted frozen-kernel slope is steeper than
+the asymptotic ``(a-1)/b``: the spectrum's cut-off at ``k = P`` removes a sizeable part of the
+``Gamma`` integral, so the slope is reported, not held to a target (the asymptotic exponent is
+tested at ``P = 4000`` in ``tests/theory``). The alignment under the multiplicative rule is not
+exactly monotone: it overshoots and falls back by a few 1e-4 (``alignment_max_drop_largest_eta``).
 
-Checks: the integrated ODE against the single-eigenvector closed forms of T1 and T2 (the note's
-reference case ``P = 30``, ``lam_k = k^-1.5``, ``eta = 0.5``, ``y = v_5``) while
-``||y - f||^2 / ||y||^2 >= 1e-6``, and ``lam(inf)`` from the conservation laws.
+Checks: the integrated ODE against the single-eigenvector closed forms of the multiplicative rule
+and of the additive rule ``dK/dt = eta D D^T`` (:func:`ntkdyn.theory.kernel_evolution.closed_form`,
+verified in :func:`ntkdyn.theory.symbolic.verify_toy_closed_form`; reference case ``P = 30``,
+``lam_k = k^-1.5``, ``eta = 0.5``, ``y = v_5``) while ``||y - f||^2 / ||y||^2 >= 1e-6``, and
+``lam(inf)`` from the conservation laws.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..theory.kernel_evolution import (closed_form, final_eigenvalue, integrate, observables,
-                                     power_law_problem, static_loss)
+                                       power_law_problem, static_loss)
 
 NAME = "toy-kernel-evolution"
 DESCRIPTION = ("toy model: kernel evolving to speed up training (eta 0, 0.1, 1, 10): loss, "

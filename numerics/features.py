@@ -2,8 +2,8 @@
 
 Beaglehole, Mitliagkas & Agarwala (2024), "Feature learning as alignment", arXiv:2402.05271
 (the centred NFA and the pre-activation tangent features), with Radhakrishnan, Beaglehole,
-Pandit & Belkin (2024), Science 383:1461 (the NFA, the AGOP and Recursive Feature Machines).
-Equations: ``shared/papers/nfa_alignment.md`` sections 2, 4 and 6.
+Pandit & Belkin (2024), Science 383:1461 (the NFA and the AGOP; their kernel machine, the
+Recursive Feature Machine, is :mod:`numerics.rfm`).
 
 Every public function takes ``layer``, the 0-based index of a weight matrix ``W = params[layer]``
 of shape ``(m, d)``, with multiplier ``c`` (``net.multipliers[layer]``), layer input ``a``
@@ -16,7 +16,7 @@ of shape ``(m, d)``, with multiplier ``c`` (``net.multipliers[layer]``), layer i
 The last line is the chain rule ``grad_a f_j = c W^T b_j``. ``b_j`` are the back-propagated
 signals of :func:`numerics.kernels.backprop_signals` (one backward pass per output, batched over
 the data as one BLAS product per layer); no per-example Jacobian is formed. The NFA correlations
-(section 2.7) are
+(UC-NFC and C-NFC of Beaglehole et al. 2024) are
 
     UC-NFC = rho(W^T W, (c^2 W^T K W)^alpha),   C-NFC = rho(dW^T dW, (c^2 dW^T K dW)^alpha),
 
@@ -29,11 +29,11 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy import linalg
 
-from ..theory.nfa import KINDS, matrix_correlation, psd_power
-from ..base.validation import as_array, one_of, positive_float, positive_int
-
+from ..base.alignment import CORRELATION_KINDS as KINDS
+from ..base.alignment import matrix_correlation
+from ..base.linalg import psd_power
+from ..base.validation import as_array, one_of, positive_float
 from .kernels import backprop_signals
 from .networks import MLP
 
@@ -51,8 +51,6 @@ __all__ = [
     "svd_alignment",
     "principal_cosines",
     "SpeedLimited",
-    "laplace_kernel",
-    "RecursiveFeatureMachine",
 ]
 
 
@@ -148,8 +146,9 @@ def ptk_gram(net: MLP, params, X, layer) -> np.ndarray:
     """PTK Gram matrix ``Theta[j, j', i, i'] = b_j(x_i) . b_j'(x_i')`` at weight matrix ``layer``.
 
     Shape ``(k, k, n, n)``; the input of :func:`theory.nfa.early_centered_nfc`. The layer-``l``
-    block of the empirical NTK is ``c^2 Theta * (A A^T)`` (DESIGN.md), so the PTK is the
-    "significant component of the empirical NTK" of the paper's first version.
+    block of the empirical NTK is ``c^2 Theta * (A A^T)`` (the layer-wise factorisation of
+    :func:`numerics.kernels.empirical_ntk`), so the PTK is the "significant component of the
+    empirical NTK" of the first version of Beaglehole et al. (2024).
     """
     params = net.check_params(params)
     X = net.check_inputs(X)
@@ -253,7 +252,7 @@ def nfa_observable(params0, layers=None, kind: str = "pearson", power: float = 1
 
 
 def svd_alignment(W, K, kind: str = "cosine") -> float:
-    """The NFC through the SVD ``W = U S V^T`` (section 2.8): an alignment of ``U S`` with ``K``.
+    """The NFC through the SVD ``W = U S V^T``: an alignment of ``U S`` with ``K``.
 
     With ``F = V S^2 V^T`` and ``G = V S (U^T K U) S V^T``,
 
@@ -313,8 +312,9 @@ def principal_cosines(F, U) -> np.ndarray:
 class SpeedLimited:
     """Speed-limited optimisation (SLO) at one layer: an ``update`` for ``gradient_descent``.
 
-    The rule is the note's reconstruction (section 4; the paper's exact equation was not
-    available). At the target weight matrix ``l = layer``
+    A reconstruction of the Speed Limited Optimization of Beaglehole, Mitliagkas & Agarwala
+    (2024), whose exact update equation was not available. At the target weight matrix
+    ``l = layer``
 
         W_l <- W_l - speed * ||W_l||_F * g_l / ||g_l||_F      (relative=True; default)
         W_l <- W_l - speed * g_l / ||g_l||_F                   (relative=False)
@@ -324,7 +324,7 @@ class SpeedLimited:
     steps ``W <- W - lr g`` (``others="gd"``), or speed-limited steps of size
     ``others * speed`` (a float ``others >= 0``; 0 freezes them).
 
-    What is derived (section 3 of the note): each gradient step's left factor ``B^T M`` lies in the
+    What is derived: each gradient step's left factor ``B^T M`` lies in the
     range of the PTK covariance ``K``, so while ``K`` moves slowly the accumulated ``dW`` aligns
     with ``K`` (the C-NFC), and a layer that moves far from ``W_0`` carries that alignment into
     the uncentred correlation (``W ≈ dW``). What is a choice: normalising by ``||g||_F``,
@@ -370,110 +370,3 @@ class SpeedLimited:
             else:
                 out.append(self._limited(W, g, self.others * self.speed))
         return out
-
-
-# ------------------------------------------------------------ Recursive Feature Machines
-def _sq_distances(X, Z, M, same):
-    XM = X @ M
-    x2 = np.einsum("ij,ij->i", XM, X)
-    z2 = x2 if same else np.einsum("ij,jk,ik->i", Z, M, Z)
-    D = x2[:, None] + z2[None, :] - 2.0 * (XM @ Z.T)
-    np.maximum(D, 0.0, out=D)
-    if same:
-        np.fill_diagonal(D, 0.0)
-    return D
-
-
-def _check_M(M, d):
-    if M is None:
-        return np.eye(d)
-    M = as_array(M, "M", ndim=2)
-    if M.shape != (d, d):
-        raise ValueError(f"M must have shape ({d}, {d}), got {M.shape}")
-    return M
-
-
-def laplace_kernel(X, Z=None, M=None, bandwidth: float = 10.0) -> np.ndarray:
-    """Mahalanobis Laplace kernel ``k(x, z) = exp(-||x - z||_M / L)``, ``||v||_M = sqrt(v^T M v)``.
-
-    ``M`` positive semi-definite ``(d, d)`` (identity by default), ``L = bandwidth``.
-    """
-    X = as_array(X, "X", ndim=2)
-    same = Z is None
-    Z = X if same else as_array(Z, "Z", ndim=2)
-    if Z.shape[1] != X.shape[1]:
-        raise ValueError(f"Z must have {X.shape[1]} columns, got shape {Z.shape}")
-    M = _check_M(M, X.shape[1])
-    bandwidth = positive_float(bandwidth, "bandwidth")
-    return np.exp(-np.sqrt(_sq_distances(X, Z, M, same)) / bandwidth)
-
-
-class RecursiveFeatureMachine:
-    """Laplace-kernel Recursive Feature Machine (Radhakrishnan et al. 2024; note section 6.2).
-
-    Starting from ``M_0`` (identity by default), repeat ``iterations`` times:
-
-    1. kernel ridge regression ``alpha = (K_M(X, X) + ridge I)^{-1} Y`` (``scipy.linalg.solve``);
-    2. ``M <- ((1/n) sum_x sum_c grad f_c(x) grad f_c(x)^T)^power``, the AGOP of the predictor
-       ``f(x) = sum_j alpha_j K_M(x, x_j)``, with
-       ``grad f(x) = -(1/L) sum_j alpha_j K_M(x, x_j) M (x - x_j) / ||x - x_j||_M``
-       (terms at zero distance dropped);
-
-    then refit the ridge regression with the final ``M``. ``iterations=0`` is plain kernel
-    ridge regression with the Mahalanobis Laplace kernel of ``M_0`` (a probe of a feature matrix).
-    After :meth:`fit`: ``M`` (final feature matrix), ``alpha``, ``history`` (``M`` of every round).
-    """
-
-    def __init__(self, bandwidth: float = 10.0, ridge: float = 1e-3, iterations: int = 5,
-                 power: float = 1.0, M0=None):
-        self.bandwidth = positive_float(bandwidth, "bandwidth")
-        self.ridge = positive_float(ridge, "ridge")
-        self.iterations = positive_int(iterations, "iterations", minimum=0)
-        self.power = positive_float(power, "power")
-        self.M0 = None if M0 is None else as_array(M0, "M0", ndim=2)
-        self.M = self.alpha = self.X = None
-        self.history: list[np.ndarray] = []
-
-    def _solve(self, X, Y, M):
-        K = laplace_kernel(X, None, M, self.bandwidth)
-        K[np.diag_indices_from(K)] += self.ridge
-        return linalg.solve(K, Y, assume_a="pos")
-
-    def _agop(self, X, alpha, M):
-        """``(1/n) sum_x sum_c grad f_c grad f_c^T`` of the fitted predictor, on its inputs."""
-        n = X.shape[0]
-        dist = np.sqrt(_sq_distances(X, X, M, True))
-        K = np.exp(-dist / self.bandwidth)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            Wt = np.where(dist > 0, K / dist, 0.0)  # K / ||x - x_j||_M, zero-distance terms dropped
-        S = Wt @ alpha  # (n, k): sum_j w_ij alpha_jc
-        G = np.zeros((X.shape[1], X.shape[1]))
-        for c in range(alpha.shape[1]):
-            T = Wt @ (alpha[:, c:c + 1] * X)  # (n, d): sum_j w_ij alpha_jc x_j
-            grads = -(X * S[:, c:c + 1] - T) @ M / self.bandwidth
-            G += grads.T @ grads
-        return G / n
-
-    def fit(self, X, Y):
-        X = as_array(X, "X", ndim=2)
-        Y = as_array(Y, "Y", ndim=(1, 2))
-        if Y.ndim == 1:
-            Y = Y[:, None]
-        if Y.shape[0] != X.shape[0]:
-            raise ValueError(f"Y must have {X.shape[0]} rows to match X, got shape {Y.shape}")
-        M = _check_M(self.M0, X.shape[1])
-        self.history = [M]
-        for _ in range(self.iterations):
-            alpha = self._solve(X, Y, M)
-            M = psd_power(self._agop(X, alpha, M), self.power)
-            self.history.append(M)
-        self.X, self.M, self.alpha = X, M, self._solve(X, Y, M)
-        return self
-
-    def predict(self, X) -> np.ndarray:
-        if self.alpha is None:
-            raise ValueError("call fit(X, Y) before predict")
-        X = as_array(X, "X", ndim=2)
-        if X.shape[1] != self.X.shape[1]:
-            raise ValueError(f"X must have {self.X.shape[1]} columns, got shape {X.shape}")
-        return laplace_kernel(X, self.X, self.M, self.bandwidth) @ self.alpha

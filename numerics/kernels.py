@@ -1,17 +1,18 @@
 """Empirical neural tangent kernels and kernel-target metrics.
 
-The NTK of an MLP factorises over layers (DESIGN.md):
+The NTK of an MLP factorises over layers (docs/conventions.md):
 
     Theta_ij(x, x') = sum_l c_l^2 [b_l^(i)(x) . b_l^(j)(x')] [a_{l-1}(x) . a_{l-1}(x')],
 
 with ``b_l^(i) = d f_i / d h_l`` the back-propagated signal of head ``i`` and ``a_{l-1}``
 the layer input, so every term is an elementwise product of two Gram matrices computed
 with BLAS products. No per-example Jacobian is ever formed. For two-layer networks the
-sum over hidden units is accumulated in blocks, so memory does not grow with width.
+sums over hidden units are those of :func:`ntkdyn.theory.two_layer_ntk.hidden_unit_sums`,
+accumulated in blocks, so memory does not grow with width.
 
 The kernel-target metrics (alignment, specialization, relative change, eigenvector overlap)
 are closed forms on Gram matrices shared with the theory layer; they live in
-:mod:`theory.alignment` and are re-exported here.
+:mod:`ntkdyn.base.alignment` and are re-exported here.
 """
 from __future__ import annotations
 
@@ -20,13 +21,10 @@ import numpy as np
 from ..base.alignment import (alignment, eigenvector_target_overlap, relative_change,  # noqa: F401
                               specialization, specialization_index)
 from ..base.validation import one_of, positive_int
-
+from ..theory.two_layer_ntk import hidden_unit_sums
 from .networks import MLP
 
 HEADS = ("sum", "each", "full")
-
-# Bytes of one (n, block) slab of hidden-unit activations in the blocked two-layer kernel.
-_BLOCK_BYTES = 32 * 2**20
 
 
 def empirical_ntk(net: MLP, params, X, X2=None, heads: str = "sum", block_size: int | None = None):
@@ -58,55 +56,30 @@ def _gram(A, B, symmetric):
 
 
 def _two_layer_ntk(net, params, X, X2, symmetric, heads, block_size):
-    """Two-layer NTK, accumulated over blocks of hidden units.
+    """Two-layer NTK from the blocked hidden-unit sums of :mod:`ntkdyn.theory.two_layer_ntk`.
 
     ``Theta_ii = c_2^2 [psi'_i psi'_i^T] * ( Phi Phi'^T + c_1^2 (X X'^T) * (D_i D_i'^T) )``,
     ``Phi = phi(H)``, ``D_i = phi'(H) diag(W_2[i])``, ``H = c_1 X W_1^T``.
-    With a linear output the head sum needs one product: ``sum_i D_i D_i'^T = D diag(||W_2[:, j]||^2) D'^T``.
+    With a linear output the head sum needs one product:
+    ``sum_i D_i D_i'^T = D diag(||W_2[:, j]||^2) D'^T``.
     """
     W1, W2 = params
     c1, c2 = net.multipliers
-    k, m = W2.shape
-    n, n2 = X.shape[0], X2.shape[0]
-    phi, dphi = net.activation.phi, net.activation.dphi
-    per_head = heads == "each" or net.output_activation is not None
-    dtype = np.result_type(X, W1, W2)
-    if block_size is None:
-        block_size = max(1, _BLOCK_BYTES // (8 * max(n, n2)))
+    k = W2.shape[0]
     psi = net.output_activation
-    feature = np.zeros((n, n2), dtype=dtype)
-    gated = np.zeros((k, n, n2) if per_head else (n, n2), dtype=dtype)
+    per_head = heads == "each" or psi is not None
     # with an output non-linearity, h_L = c_2 Phi W_2^T is accumulated in the same pass
-    h_out = np.zeros((n, k), dtype=dtype) if psi is not None else None
-    h_out2 = h_out if symmetric or psi is None else np.zeros((n2, k), dtype=dtype)
-    for start in range(0, m, block_size):
-        sl = slice(start, min(start + block_size, m))
-        H = X @ W1[sl].T
-        H *= c1
-        H2 = H if symmetric else c1 * (X2 @ W1[sl].T)
-        P = phi(H)
-        P2 = P if symmetric else phi(H2)
-        feature += _gram(P, P2, symmetric)
-        if psi is not None:
-            h_out += P @ W2[:, sl].T
-            if not symmetric:
-                h_out2 += P2 @ W2[:, sl].T
-        D, D2 = dphi(H), (None if symmetric else dphi(H2))
-        if per_head:
-            for i in range(k):
-                w = W2[i, sl]
-                gated[i] += _gram(D * w, None if symmetric else D2 * w, symmetric)
-        else:
-            w = np.sqrt(np.einsum("ij,ij->j", W2[:, sl], W2[:, sl]))
-            gated += _gram(D * w, None if symmetric else D2 * w, symmetric)
-    input_gram = c1 * c1 * _gram(X, X2, symmetric)
+    sums = hidden_unit_sums(W1, W2, X, None if symmetric else X2, c1=c1, activation=net.activation,
+                            heads="each" if per_head else "sum", block_size=block_size,
+                            readout=psi is not None)
+    input_gram = c1 * c1 * sums.inputs
     c2sq = c2 * c2
     if not per_head:
-        return c2sq * (k * feature + input_gram * gated)
-    K = c2sq * (feature[None] + input_gram[None] * gated)
+        return c2sq * (k * sums.feature + input_gram * sums.gated)
+    K = c2sq * (sums.feature[None] + input_gram[None] * sums.gated)
     if psi is not None:
-        s = psi.dphi(c2 * h_out)
-        s2 = s if symmetric else psi.dphi(c2 * h_out2)
+        s = psi.dphi(c2 * sums.readout)
+        s2 = s if symmetric else psi.dphi(c2 * sums.readout2)
         K *= s.T[:, :, None] * s2.T[:, None, :]
     return K if heads == "each" else K.sum(axis=0)
 
@@ -118,14 +91,16 @@ def backprop_signals(net: MLP, params, forward) -> list[np.ndarray]:
     """
     L, k = net.depth, net.output_dim
     h_out = forward.preactivations[-1]
-    slope = np.ones_like(h_out) if net.output_activation is None else net.output_activation.dphi(h_out)
+    psi = net.output_activation
+    slope = np.ones_like(h_out) if psi is None else psi.dphi(h_out)
     b = np.zeros((k,) + h_out.shape, dtype=h_out.dtype)
     idx = np.arange(k)
     b[idx, :, idx] = slope.T
     signals = [None] * L
     signals[L - 1] = b
     for l in range(L - 1, 0, -1):
-        b = (net.multipliers[l] * (b @ params[l])) * net.activation.dphi(forward.preactivations[l - 1])
+        gate = net.activation.dphi(forward.preactivations[l - 1])
+        b = (net.multipliers[l] * (b @ params[l])) * gate
         signals[l - 1] = b
     return signals
 

@@ -1,9 +1,8 @@
 """Iterative linearised training and its damped Gauss-Newton connection.
 
-Goldwaser & Ge, *Understanding Sparse Feature Updates in Deep Networks using Iterative
-Linearisation*, arXiv:2211.12345 (``shared/papers/iterative_linearisation.md``, sections 2-3).
-
-The network's linearisation around a point ``theta_tilde`` (the "features"),
+Goldwaser & Ge 2022, *Understanding Sparse Feature Updates in Deep Networks using Iterative
+Linearisation* (arXiv:2211.12345), Algorithm 1. The network's linearisation around a point
+``theta_tilde`` (the "features"),
 
     f_lin(x; theta | theta_tilde) = f(x; theta_tilde) + J(x; theta_tilde) (theta - theta_tilde),
 
@@ -11,16 +10,20 @@ is trained by gradient descent on its weights ``theta``; every ``K`` steps the l
 moves to the current weights (a "feature update"). ``K = 1`` is ordinary gradient descent,
 ``K = inf`` is training with the frozen empirical NTK (Lee et al. 2019). ``J v`` is a hand-written
 forward-mode pass (:func:`jvp`) and ``J^T g`` is back-propagation (:meth:`MLP.backward`); the
-Jacobian is never materialised.
+Jacobian is never materialised. The training loop is :func:`numerics.training.gradient_descent`
+with a re-linearise-every-``K`` hook.
 
-For the MSE loss and full batches, ``K`` inner steps from ``theta = theta_tilde`` move the
-weights by
+For the MSE loss and full batches, ``K`` inner steps from ``theta = theta_tilde`` are ``K`` steps
+of gradient descent on a least-squares problem, which move the weights by
 
     delta_K = -(1/n) J^T U diag(h_K(mu)) U^T r,   G = J J^T / n = U diag(mu) U^T,  r = f - Y,
 
-with the spectral filter ``h_K(mu) = (1 - (1 - lr mu)^K) / mu`` (note section 3.1); damped
-Gauss-Newton ``delta = -(1/n) J^T (G + lambda I)^{-1} r`` applies ``1 / (mu + lambda)``, and the two
-agree at the matched damping ``lambda = 1 / (lr K)`` (note section 3.3).
+with the spectral filter ``h_K(mu) = (1 - (1 - lr mu)^K) / mu``
+(:func:`theory.kernel_regime.spectral_filter`). Damped Gauss-Newton (Levenberg-Marquardt)
+``delta = -(1/n) J^T (G + lambda I)^{-1} r`` applies ``1 / (mu + lambda)``; the two filters agree
+for ``mu >> 1 / (lr K)`` and for ``mu << 1 / (lr K)`` at the matched damping
+``lambda = 1 / (lr K)``: the sense in which Goldwaser & Ge (2022, arXiv:2211.12345v4, abstract)
+call iterative linearisation analogous to damped Gauss-Newton.
 """
 from __future__ import annotations
 
@@ -30,13 +33,13 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..theory.kernel_regime import spectral_filter
-from ..base.validation import as_array, as_generator, positive_float, positive_int
-
 from ..base.errors import DivergenceError
+from ..base.losses import mse_and_output_gradient
+from ..base.validation import as_array, as_generator, positive_float, positive_int
+from ..theory.kernel_regime import spectral_filter
 from .kernels import empirical_ntk
 from .networks import MLP
-from .training import Trajectory, gradient_descent, recording_plan, sgd_update
+from .training import Trajectory, gradient_descent, recording_plan
 
 __all__ = [
     "LOSSES",
@@ -68,13 +71,6 @@ class Loss:
     min_outputs: int = 1
 
 
-def _mse(F, Y):
-    """``L = 1/(2n) sum_i ||f_i - y_i||^2``, ``dL/dF = (F - Y) / n``."""
-    R = F - Y
-    n = F.shape[0]
-    return 0.5 * float(np.vdot(R, R)) / n, R / n
-
-
 def _cross_entropy(F, Y):
     """``L = -1/n sum_i sum_c y_ic log softmax(f_i)_c``,
     ``dL/dF = (softmax(F) sum_c y_c - Y) / n``."""
@@ -86,7 +82,7 @@ def _cross_entropy(F, Y):
 
 
 LOSSES: dict[str, Loss] = {
-    "mse": Loss("mse", _mse),
+    "mse": Loss("mse", mse_and_output_gradient),
     "cross_entropy": Loss("cross_entropy", _cross_entropy, min_outputs=2),
 }
 
@@ -292,20 +288,19 @@ def _period(value) -> float | int:
 
 
 def minibatch_indices(n: int, batch_size: int | None, steps: int, seed=0):
-    """The example indices used at each step: ``None`` (full batch) or ``batch_size`` indices drawn
-    without replacement, independently at every step, from ``seed``."""
+    """The example indices used at each of ``steps`` steps: ``None`` (full batch) or
+    ``batch_size`` indices drawn without replacement, independently at every step, from ``seed``
+    (sorted). The batches of :func:`iterative_linearised_training`; for epochs (every example
+    once per epoch) see :func:`numerics.training.epoch_batches`."""
     n = positive_int(n, "n")
     steps = positive_int(steps, "steps", minimum=0)
     if batch_size is None:
-        for _ in range(steps):
-            yield None
-        return
+        return iter([None] * steps)
     batch_size = positive_int(batch_size, "batch_size")
     if batch_size > n:
         raise ValueError(f"batch_size must be <= the number of examples {n}, got {batch_size}")
     rng = as_generator(seed)
-    for _ in range(steps):
-        yield np.sort(rng.choice(n, size=batch_size, replace=False))
+    return (np.sort(rng.choice(n, size=batch_size, replace=False)) for _ in range(steps))
 
 
 def _test_set(test, net):
@@ -317,6 +312,85 @@ def _test_set(test, net):
     return X_test, net.check_targets(test[1], X_test.shape[0], "Y_test")
 
 
+class _BlockModel(LinearisedMLP):
+    """The linear model of one block of ``K`` steps, linearised at the weights ``theta_tilde`` of
+    its first step. Evaluated at that very parameter list (``at``; the loop never modifies it in
+    place) the forward-mode pass ``J (theta - theta_tilde)`` is exactly zero and is skipped.
+    Forward passes are cached for ``train_inputs`` only (not for minibatches)."""
+
+    def __init__(self, net: MLP, params0, loss, train_inputs):
+        super().__init__(net, params0, loss)
+        self.at = params0
+        self.train_inputs = train_inputs
+
+    def loss_and_gradients(self, params, X, Y, cache=None, zero_offset=None):
+        cache = X is self.train_inputs if cache is None else cache
+        zero_offset = params is self.at if zero_offset is None else zero_offset
+        return super().loss_and_gradients(params, X, Y, cache=cache, zero_offset=zero_offset)
+
+    def train_outputs(self, params) -> np.ndarray:
+        """``f_lin(X_train; params | theta_tilde)``."""
+        return self._outputs(params, self.train_inputs, zero_offset=params is self.at)
+
+
+class _Relinearisation:
+    """The re-linearise-every-``K`` hook of :func:`iterative_linearised_training` and the
+    observables it records; keeps the model in force and the history of feature updates."""
+
+    BUILT_IN = ("loss", "accuracy", "network_loss", "feature_updates", "test_loss",
+                "test_accuracy")
+
+    def __init__(self, net: MLP, theta, X, Y, K, loss: Loss, test, ntk_inputs):
+        self.net, self.X, self.Y, self.K, self.loss_fn = net, X, Y, K, loss
+        self.test, self.ntk_inputs = test, ntk_inputs
+        self.model = _BlockModel(net, theta, loss, X)
+        self.updates = 0
+        self.steps, self.kernels, self.before, self.after = [0], [], [], []
+        if ntk_inputs is not None:
+            self.kernels.append(self.model.ntk(ntk_inputs))
+        self._memo = None
+
+    def _loss(self, F, Y) -> float:
+        return self.loss_fn.value_and_grad(F, Y)[0]
+
+    def __call__(self, step, model, theta):
+        """Every ``K`` steps (``step > 0``) move the linearisation point to ``theta``."""
+        if step == 0:
+            model.at = theta  # the loop's copy of theta_0
+            return None
+        if step % self.K != 0:
+            return None
+        self.before.append(self._loss(model.train_outputs(theta), self.Y))
+        self.model = _BlockModel(self.net, theta, self.loss_fn, self.X)
+        self.updates += 1
+        self.steps.append(step)
+        self.after.append(self._loss(self.model.train_outputs(theta), self.Y))
+        if self.ntk_inputs is not None:
+            self.kernels.append(self.model.ntk(self.ntk_inputs))
+        return self.model
+
+    def _train_outputs(self, model, theta) -> np.ndarray:
+        # loss and accuracy share one evaluation of the linear model per recorded step
+        if self._memo is None or self._memo[0] is not model or self._memo[1] is not theta:
+            self._memo = (model, theta, model.train_outputs(theta))
+        return self._memo[2]
+
+    def observables(self) -> dict[str, Callable]:
+        """The built-in observables, ``fn(model, theta, X, Y)`` for ``gradient_descent``."""
+        obs = {
+            "loss": lambda m, theta, X, Y: self._loss(self._train_outputs(m, theta), self.Y),
+            "accuracy": lambda m, theta, X, Y: accuracy(self._train_outputs(m, theta), self.Y),
+            "network_loss": lambda m, theta, X, Y: self._loss(self.net.apply(theta, self.X),
+                                                              self.Y),
+            "feature_updates": lambda m, theta, X, Y: self.updates,
+        }
+        if self.test is not None:
+            X_test, Y_test = self.test
+            obs["test_loss"] = lambda m, theta, X, Y: self._loss(m.apply(theta, X_test), Y_test)
+            obs["test_accuracy"] = lambda m, theta, X, Y: accuracy(m.apply(theta, X_test), Y_test)
+        return obs
+
+
 def iterative_linearised_training(net: MLP, params, X, Y, lr, steps, relinearise_every=1, *,
                                   loss="mse", batch_size: int | None = None, seed=0, test=None,
                                   record: Mapping[str, Callable] | None = None,
@@ -325,13 +399,16 @@ def iterative_linearised_training(net: MLP, params, X, Y, lr, steps, relinearise
                                   divergence_factor: float = 1e8) -> LinearisedTrajectory:
     """Train the network's linearisation, moving the linearisation point every ``K`` steps.
 
-    Algorithm IL(K, lr, T) of the note (section 2.3)::
+    Iterative linearisation (Goldwaser & Ge 2022, Algorithm 1)::
 
         theta <- theta_0;  theta_tilde <- theta_0
         for s = 0 .. T-1:
             g     <- dL/dF at F = f(B; theta_tilde) + J(B; theta_tilde)(theta - theta_tilde)
             theta <- theta - lr J(B; theta_tilde)^T g          (g already carries 1/|B|)
             if (s + 1) mod K == 0:  theta_tilde <- theta      (a feature update)
+
+    It is :func:`numerics.training.gradient_descent` on a :class:`LinearisedMLP` with a hook
+    that re-linearises every ``K`` steps.
 
     Parameters
     ----------
@@ -377,83 +454,38 @@ def iterative_linearised_training(net: MLP, params, X, Y, lr, steps, relinearise
     steps = positive_int(steps, "steps", minimum=0)
     K = _period(relinearise_every)
     loss_fn = get_loss(loss)
-    positive_float(divergence_factor, "divergence_factor")
     test = _test_set(test, net)
-    record, schedule = recording_plan(steps, record, every, record_steps)
+    record, _ = recording_plan(steps, record, every, record_steps)
+    reserved = sorted(set(record) & set(_Relinearisation.BUILT_IN))
+    if reserved:
+        raise ValueError(f"record names {reserved} are built-in observables")
     if isinstance(ntk_inputs, str):
         if ntk_inputs != "train":
             raise ValueError(f"ntk_inputs must be None, 'train' or an array, got {ntk_inputs!r}")
         ntk_inputs = X
     elif ntk_inputs is not None:
         ntk_inputs = net.check_inputs(ntk_inputs, "ntk_inputs")
-    batches = minibatch_indices(X.shape[0], batch_size, steps, seed)
-
-    model = LinearisedMLP(net, theta, loss_fn)
-    fresh = True  # theta == theta_tilde: the forward-mode pass contributes exactly zero
-    updates = 0
-    relin_steps, kernels, before, after = [0], [], [], []
-    if ntk_inputs is not None:
-        kernels.append(model.ntk(ntk_inputs))
-    names = ["loss", "accuracy", "network_loss", "feature_updates"]
-    names += ["test_loss", "test_accuracy"] if test is not None else []
-    recorded = {name: [] for name in names + list(record)}
-    saved = [] if snapshots else None
-    to_record = set(schedule.tolist())
-    losses = np.empty(steps + 1)
-    limit = None
-
-    def full_loss(m, zero_offset=False):
-        F = m._outputs(theta, X, zero_offset=zero_offset)
-        return loss_fn.value_and_grad(F, Y)[0], F
-
-    for s in range(steps + 1):
-        if s > 0 and s % K == 0:
-            before.append(full_loss(model)[0])
-            model = LinearisedMLP(net, theta, loss_fn)
-            fresh = True
-            updates += 1
-            relin_steps.append(s)
-            after.append(full_loss(model, zero_offset=True)[0])
-            if ntk_inputs is not None:
-                kernels.append(model.ntk(ntk_inputs))
-        if s < steps:
-            idx = next(batches)
-        if s < steps and idx is not None:
-            loss_s, grads = model.loss_and_gradients(theta, X[idx], Y[idx], cache=False,
-                                                     zero_offset=fresh)
-        else:
-            loss_s, grads = model.loss_and_gradients(theta, X, Y, zero_offset=fresh)
-        if limit is None:
-            limit = divergence_factor * (loss_s + 1.0)
-        if not np.isfinite(loss_s) or loss_s > limit:
-            raise DivergenceError(s, loss_s, f"iterative linearised training diverged "
-                                             f"(lr = {lr}, relinearise_every = {K})")
-        losses[s] = loss_s
-        if s in to_record:
-            value, F = full_loss(model, zero_offset=fresh)
-            recorded["loss"].append(value)
-            recorded["accuracy"].append(accuracy(F, Y))
-            recorded["network_loss"].append(loss_fn.value_and_grad(net.apply(theta, X), Y)[0])
-            recorded["feature_updates"].append(updates)
-            if test is not None:
-                F_test = model.apply(theta, test[0])
-                recorded["test_loss"].append(loss_fn.value_and_grad(F_test, test[1])[0])
-                recorded["test_accuracy"].append(accuracy(F_test, test[1]))
-            for name, fn in record.items():
-                recorded[name].append(fn(model, theta, X, Y))
-            if saved is not None:
-                saved.append([W.copy() for W in theta])
-        if s < steps:
-            theta = sgd_update(theta, grads, lr)
-            fresh = False
+    batches = None if batch_size is None else minibatch_indices(X.shape[0], batch_size, steps,
+                                                                seed)
+    relinearise = _Relinearisation(net, theta, X, Y, K, loss_fn, test, ntk_inputs)
+    try:
+        traj = gradient_descent(relinearise.model, theta, X, Y, lr, steps,
+                                record=relinearise.observables() | record, every=every,
+                                record_steps=record_steps, snapshots=snapshots,
+                                divergence_factor=divergence_factor, hook=relinearise,
+                                batches=batches)
+    except DivergenceError as exc:
+        raise DivergenceError(exc.step, exc.loss, f"iterative linearised training diverged "
+                                                  f"(lr = {lr}, relinearise_every = {K})") from None
     return LinearisedTrajectory(
-        lr=lr, times=lr * np.arange(steps + 1), losses=losses, record_steps=schedule,
-        observables={name: np.asarray(v) for name, v in recorded.items()},
-        params=theta, snapshots=saved, relinearise_every=K, feature_updates=updates,
-        linearisation_point=model.params0, relinearisation_steps=np.asarray(relin_steps),
-        kernels=np.asarray(kernels) if ntk_inputs is not None else None,
-        loss_before_update=np.asarray(before, dtype=float),
-        loss_after_update=np.asarray(after, dtype=float))
+        lr=traj.lr, times=traj.times, losses=traj.losses, record_steps=traj.record_steps,
+        observables=traj.observables, params=traj.params, snapshots=traj.snapshots,
+        relinearise_every=K, feature_updates=relinearise.updates,
+        linearisation_point=relinearise.model.params0,
+        relinearisation_steps=np.asarray(relinearise.steps),
+        kernels=np.asarray(relinearise.kernels) if ntk_inputs is not None else None,
+        loss_before_update=np.asarray(relinearise.before, dtype=float),
+        loss_after_update=np.asarray(relinearise.after, dtype=float))
 
 
 # ---------------------------------------------------------------- Gauss-Newton connection

@@ -1,6 +1,6 @@
 """Fully-connected networks with hand-written back-propagation.
 
-Parameterization (DESIGN.md): with multipliers ``c_l``,
+Parameterization (docs/conventions.md): with multipliers ``c_l``,
 
     h_1 = c_1 W_1 x,    h_{l+1} = c_{l+1} W_{l+1} phi(h_l),    f = psi(h_L),
 
@@ -11,7 +11,7 @@ Liu, Zhu & Belkin 2020). Weights start i.i.d. ``N(0, init_scale^2)``.
 
 Parameters are a plain list ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``;
 data are ``X`` of shape ``(n, d)``, targets ``Y`` of shape ``(n, k)``; the loss is
-``L = 1/(2n) sum_i ||f(x_i) - y_i||^2``.
+``L = 1/(2n) sum_i ||f(x_i) - y_i||^2`` (:mod:`ntkdyn.base.losses`).
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..base.validation import as_array, as_generator, one_of, positive_float, positive_int
-
 from ..base.activations import Activation, get_activation
+from ..base.losses import mse, mse_and_output_gradient
+from ..base.validation import as_array, as_generator, one_of, positive_float, positive_int
 
 PARAMETERIZATIONS = ("ntk", "standard")
 
@@ -48,7 +48,7 @@ class MLP:
     widths : sequence of int
         Input dimension, hidden widths and number of outputs (at least two entries).
     activation : str or Activation
-        Hidden non-linearity ``phi`` (a name from ``numerics.activations.ACTIVATIONS``).
+        Hidden non-linearity ``phi`` (a name from ``ntkdyn.base.activations.ACTIVATIONS``).
     output_activation : str, Activation or None
         Optional output non-linearity ``psi`` applied to every head.
     init_scale : float
@@ -97,7 +97,8 @@ class MLP:
         return sum(a * b for a, b in self.shapes)
 
     def __repr__(self) -> str:
-        out = "" if self.output_activation is None else f", output_activation={self.output_activation.name!r}"
+        out = ("" if self.output_activation is None
+               else f", output_activation={self.output_activation.name!r}")
         return (f"MLP({list(self.widths)}, activation={self.activation.name!r}{out}, "
                 f"init_scale={self.init_scale}, parameterization={self.parameterization!r})")
 
@@ -182,8 +183,7 @@ class MLP:
         """MSE loss ``1/(2n) sum_i ||f(x_i) - y_i||^2``."""
         X = self.check_inputs(X)
         Y = self.check_targets(Y, X.shape[0])
-        r = self.apply(params, X) - Y
-        return 0.5 * float(np.vdot(r, r)) / X.shape[0]
+        return mse(self.apply(params, X) - Y)
 
     # ------------------------------------------------------------ backward
     def backward(self, params, forward: Forward, output_grad) -> list[np.ndarray]:
@@ -208,10 +208,8 @@ class MLP:
         X = self.check_inputs(X)
         Y = self.check_targets(Y, X.shape[0])
         fwd = self.forward(params, X)
-        r = fwd.output - Y
-        n = X.shape[0]
-        loss = 0.5 * float(np.vdot(r, r)) / n
-        return loss, self.backward(params, fwd, r / n)
+        loss, output_grad = mse_and_output_gradient(fwd.output, Y)
+        return loss, self.backward(params, fwd, output_grad)
 
     def gradients(self, params, X, Y) -> list[np.ndarray]:
         """Gradient of the MSE loss, one array per weight matrix."""

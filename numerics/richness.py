@@ -1,6 +1,7 @@
 """The lazy-to-rich family of centred, rescaled networks and per-head kernel recording.
 
-Shan & Bordelon (2021), note section 5 and experiments 6-8 of section 6. For a network
+Shan & Bordelon (2021): two-layer ReLU networks swept from lazy to rich, their alignment and
+kernel specialization (the centred model is that of Chizat, Oyallon & Bach 2019). For a network
 ``f(x; theta)`` with initial parameters ``theta_0`` and richness ``gamma > 0`` the model is
 
     f_gamma(x; theta) = (f(x; theta) - f(x; theta_0)) / gamma,
@@ -34,9 +35,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..base.alignment import (alignment, eigenvector_target_overlap, specialization,
+                              specialization_index)
+from ..base.losses import mse
 from ..base.validation import as_array, positive_float, positive_int
-
-from .kernels import alignment, eigenvector_target_overlap, empirical_ntk, specialization_index
+from .kernels import empirical_ntk
 from .networks import MLP
 from .training import gradient_descent, record_schedule
 
@@ -90,8 +93,7 @@ class CenteredModel:
         """``1/(2n) sum ||f_gamma(x) - y||^2``."""
         X = self.net.check_inputs(X)
         Y = self.net.check_targets(Y, X.shape[0])
-        r = self.apply(params, X) - Y
-        return 0.5 * float(np.vdot(r, r)) / X.shape[0]
+        return mse(self.apply(params, X) - Y)
 
     def loss_and_gradients(self, params, X, Y):
         """Loss and ``grad_theta L = J^T r / (n gamma)`` (one forward, one backward pass)."""
@@ -99,9 +101,7 @@ class CenteredModel:
         Y = self.net.check_targets(Y, X.shape[0])
         fwd = self.net.forward(params, X)
         r = (fwd.output - self.initial_output(X)) / self.gamma - Y
-        n = X.shape[0]
-        loss = 0.5 * float(np.vdot(r, r)) / n
-        return loss, self.net.backward(params, fwd, r / (n * self.gamma))
+        return mse(r), self.net.backward(params, fwd, r / (X.shape[0] * self.gamma))
 
     def update(self, params, grads, lr):
         """Gradient step with the parameter learning rate ``lr * gamma^2``."""
@@ -113,24 +113,12 @@ class CenteredModel:
         return empirical_ntk(self.net, params, X, heads=heads)
 
 
-def _centered_alignments(K_heads, Y):
-    """``S_ij = A_c(K_ii, y_j)`` with each head centred once (``k`` centrings, ``k`` products)."""
-    Yc = Y - Y.mean(axis=0)
-    y_norms = np.sum(Yc * Yc, axis=0)  # ||y_j y_j^T||_F = ||y_j||^2
-    S = np.empty((K_heads.shape[0], Y.shape[1]))
-    for i, K in enumerate(K_heads):
-        Kc = K - K.mean(axis=1, keepdims=True)
-        Kc -= Kc.mean(axis=0, keepdims=True)
-        S[i] = np.einsum("aj,aj->j", Yc, Kc @ Yc) / (np.linalg.norm(Kc) * y_norms)
-    return S
-
-
 def kernel_metrics(K_heads, Y, spectral: bool = True) -> dict:
     """Alignment metrics of per-head kernels ``K_heads (k, n, n)`` against targets ``Y (n, k)``.
 
     Returns ``alignment_centered`` ``A_c(sum_i K_ii, Y)``, ``alignment_uncentered``
-    ``A(sum_i K_ii, Y)``, ``specialization`` ``S_ij = A_c(K_ii, y_j)`` (the definition of
-    :func:`numerics.kernels.specialization`, computed with one centring per head), ``xi``
+    ``A(sum_i K_ii, Y)``, ``specialization`` ``S_ij = A_c(K_ii, y_j)``
+    (:func:`ntkdyn.base.alignment.specialization`), ``xi``
     (mean diagonal minus mean off-diagonal of ``S``) and, with ``spectral``, ``top_overlap``:
     the fraction of the centred target power carried by the top ``k`` eigenvectors of the
     centred summed kernel (one ``O(n^3)`` eigendecomposition).
@@ -149,7 +137,7 @@ def kernel_metrics(K_heads, Y, spectral: bool = True) -> dict:
         _, cum = eigenvector_target_overlap(K, Y, centered=True)
         out["top_overlap"] = float(cum[min(k, len(cum)) - 1])
     if K_heads.shape[0] == k and k >= 2:
-        S = _centered_alignments(K_heads, Y)
+        S = specialization(K_heads, Y, centered=True)
         out["specialization"] = S
         out["xi"] = specialization_index(S)
     return out

@@ -1,4 +1,4 @@
-"""The curated public surface: one namespace, every exported name imports, the layers stay one-way."""
+"""The curated public surface: one namespace, every exported name imports, one-way layers."""
 import importlib
 import os
 import shutil
@@ -51,10 +51,13 @@ def test_import_ntkdyn_is_cheap():
 def test_layers_import_one_way():
     """base imports no other layer; theory only base; numerics no figures; none matplotlib."""
     def loaded_after(package, forbidden):
-        code = (f"import sys, importlib, pkgutil, {package} as p\n"
-                f"for m in pkgutil.iter_modules(p.__path__): importlib.import_module('{package}.' + m.name)\n"
-                f"print(sorted({{m.split('.')[0] if not m.startswith('ntkdyn.') else '.'.join(m.split('.')[:2])"
-                f" for m in sys.modules}} & set({forbidden!r})))\n")
+        code = ("import sys, importlib, pkgutil\n"
+                f"p = importlib.import_module({package!r})\n"
+                "for m in pkgutil.iter_modules(p.__path__):\n"
+                f"    importlib.import_module({package!r} + '.' + m.name)\n"
+                "parts = [m.split('.') for m in sys.modules]\n"
+                "names = {'.'.join(q[:2]) if q[0] == 'ntkdyn' else q[0] for q in parts}\n"
+                f"print(sorted(names & set({forbidden!r})))\n")
         return _run(code).stdout.strip()
 
     assert loaded_after("ntkdyn.base", ["ntkdyn.theory", "ntkdyn.numerics", "ntkdyn.figures",
@@ -66,7 +69,8 @@ def test_layers_import_one_way():
 
 def test_local_modules_named_like_the_layers_do_not_shadow_them(tmp_path):
     for name in ("theory", "numerics", "figures", "base"):
-        (tmp_path / f"{name}.py").write_text(f"raise ImportError('the local {name}.py was imported')\n")
+        (tmp_path / f"{name}.py").write_text(
+            f"raise ImportError('the local {name}.py was imported')\n")
     _run("import ntkdyn.numerics, ntkdyn.theory.relu_ntk\n"
          "from ntkdyn.numerics import MLP, empirical_ntk, gradient_descent\n", cwd=tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -102,3 +106,11 @@ def test_wheel_installs_only_the_ntkdyn_top_level(tmp_path):
     assert tops == {"ntkdyn"}
     for layer in ("base", "theory", "numerics", "figures"):
         assert f"ntkdyn/{layer}/__init__.py" in names
+
+
+def test_readme_example_runs():
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```python\n") + len("```python\n")
+    code = text[start:text.index("```", start)]
+    assert "from ntkdyn" in code
+    exec(compile(code, "README.md", "exec"), {"print": lambda *a, **k: None})

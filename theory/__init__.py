@@ -5,12 +5,16 @@ are imported on use (``from ntkdyn.theory import relu_ntk``), so ``import ntkdyn
 stays cheap (no sympy).
 """
 __all__ = [
-    "deep_linear",
+    "arccos",
+    "deep_linear_kernels",
+    "deep_linear_modes",
     "kernel_evolution",
     "kernel_regime",
     "linearity",
     "nfa",
+    "parameterization",
     "relu_ntk",
     "symbolic",
     "two_layer_alignment",
+    "two_layer_ntk",
 ]

@@ -1,20 +1,20 @@
 """Toy model in which the kernel evolves to accelerate training.
 
-Function-space model on ``P`` training points (``papers/shan_bordelon.md`` sec. 3, a
-reconstruction of Shan & Bordelon, arXiv:2105.14301): residual ``D = y - f`` (``f(0) = 0``,
-so ``D(0) = y``), kernel ``K`` (``P x P``, symmetric PSD)::
+Function-space model on ``P`` training points, a reconstruction of the optimal feature
+evolution model of Shan & Bordelon (2021, arXiv:2105.14301): residual ``D = y - f``
+(``f(0) = 0``, so ``D(0) = y``), kernel ``K`` (``P x P``, symmetric PSD)::
 
     dD/dt = -K D                                     (df/dt = K D)
     dK/dt = eta (K D D^T + D D^T K)                  multiplicative rule (T1)
     dK/dt = eta D D^T                                additive rule (T2)
 
 with optional trace normalisation ``dK/dt <- G - (Tr G / Tr K) K`` for the raw rate ``G``
-(for T1 this is the note's ``-(2 eta D^T K D / Tr K) K``), which keeps ``Tr K`` constant.
+(for T1 this is ``-(2 eta D^T K D / Tr K) K``), which keeps ``Tr K`` constant.
 The residual is integrated directly (not ``f``), so the loss ``1/2 ||D||^2`` keeps its
 relative accuracy far below ``||y||^2`` instead of being lost to cancellation in ``y - f``.
 
 Closed form (target on one eigenvector of ``K_0``, eigenvalue ``lam0``; ``U = ||D||^2``),
-verified in :func:`theory.symbolic.verify_toy_closed_form`:
+verified in :func:`ntkdyn.theory.symbolic.verify_toy_closed_form`:
 
 * T1: ``lam + eta U = c`` conserved, ``U(t) = c u0 / (eta u0 + lam0 e^(2ct))``,
   ``lam(inf) = lam0 + eta ||y||^2``;
@@ -25,8 +25,6 @@ verified in :func:`theory.symbolic.verify_toy_closed_form`:
 With a static kernel (``eta = 0``) and eigen-coefficients ``y_k`` the loss is
 ``1/2 sum_k y_k^2 e^(-2 lam_k t)`` (:func:`static_loss`), a power law ``t^(-(a-1)/b)`` for
 ``lam_k ~ k^(-b)``, ``y_k^2 ~ k^(-a)`` at intermediate times.
-
-STYLE habit 1: :func:`ode_rhs`, :func:`initial_state`, :func:`closed_form`, :func:`observables`.
 """
 from __future__ import annotations
 
@@ -35,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ..base.validation import as_array, as_generator, one_of, positive_float, positive_int
+from ..base.samplers import orthonormal_frame
+from ..base.validation import as_array, one_of, positive_float, positive_int
 
 __all__ = [
     "VARIANTS",
@@ -272,9 +271,7 @@ def power_law_problem(P: int, b: float = 1.5, a: float = 2.0, seed=0, y_norm: fl
     b = positive_float(b, "b")
     a = positive_float(a, "a", allow_zero=True)
     y_norm = positive_float(y_norm, "y_norm")
-    rng = as_generator(seed)
-    Q, R = np.linalg.qr(rng.standard_normal((P, P)))
-    Q = Q * np.sign(np.diag(R))
+    Q = orthonormal_frame(P, P, seed)
     k = np.arange(1, P + 1, dtype=np.float64)
     lam = k ** (-b)
     coef = k ** (-a / 2.0)

@@ -3,7 +3,7 @@
 A network linearised around its initial parameters,
 ``f_lin(x; theta) = f_0(x) + J(x)(theta - theta_0)``
 (Lee et al. 2019, arXiv:1902.06720, section 2.2), trained on the MSE loss
-``L = 1/(2n) ||f(X) - Y||^2`` (DESIGN.md) evolves through its frozen empirical NTK
+``L = 1/(2n) ||f(X) - Y||^2`` (docs/conventions.md) evolves through its frozen empirical NTK
 ``K = J(X) J(X)^T`` only. With ``K = U diag(lambda) U^T`` and residual ``r = f - Y``:
 
 * gradient descent with step ``lr``:  ``r_{s+1} = (I - lr K / n) r_s``, so
@@ -18,7 +18,7 @@ A network linearised around its initial parameters,
   ``f_inf(x) = f_0(x) + K(x, X) K^+ (Y - f_0(X))``.
 
 The gradient-descent coefficient is the spectral filter of iterative linearisation
-(Goldwaser & Ge, arXiv:2211.12345; ``shared/papers/iterative_linearisation.md`` section 3.1):
+(Goldwaser & Ge 2022, arXiv:2211.12345, derived here from its definition of the algorithm):
 ``s`` steps of gradient descent on a least-squares problem with Gram matrix ``G`` apply
 ``h_s(mu) = (1 - (1 - lr mu)^s) / mu`` to each eigenvalue ``mu`` of ``G``; here ``G = K / n`` and
 ``g = h_s(lambda / n) / n``.
@@ -33,6 +33,7 @@ import numbers
 
 import numpy as np
 
+from ..base.losses import mse
 from ..base.validation import as_array, positive_float
 
 __all__ = [
@@ -57,7 +58,7 @@ def spectral_filter(eigenvalues, lr, steps):
     """``h_K(mu) = (1 - (1 - lr mu)^K) / mu``: the filter of ``K`` gradient steps on least squares.
 
     ``K`` steps of gradient descent with step ``lr`` on ``1/2 ||r + A delta||^2`` from ``delta = 0``
-    give ``delta_K = -A^T h_K(A A^T) r`` (Goldwaser & Ge, section 3.1 of the note).
+    give ``delta_K = -A^T h_K(A A^T) r`` (the filter of Goldwaser & Ge 2022; module docstring).
     ``h_K(0) = lr K``; ``K = inf`` gives ``1 / mu`` where ``0 < lr mu < 2`` (``inf`` at ``mu = 0``,
     ``nan`` where the iteration diverges). ``1 - (1 - lr mu)^K`` is evaluated as
     ``-expm1(K log1p(-lr mu))`` where ``|lr mu| < 1``, so small eigenvalues keep full precision.
@@ -155,8 +156,8 @@ class FrozenKernelRegime:
         Eigenvalues below ``rcond * max(lambda)`` count as zero in the ``t -> inf`` limit
         (the pseudo-inverse ``K^+``); finite times need no cut-off.
 
-    Times follow DESIGN.md: gradient-flow time ``t``; with ``lr`` given, gradient descent after
-    ``s = t / lr`` steps (``t`` must be a whole number of steps).
+    Times follow docs/conventions.md: gradient-flow time ``t``; with ``lr`` given, gradient
+    descent after ``s = t / lr`` steps (``t`` must be a whole number of steps).
     """
 
     def __init__(self, k_train_train, y_train, f0_train=None, k_test_train=None, f0_test=None,
@@ -251,20 +252,28 @@ class FrozenKernelRegime:
     def _single(self, t):
         return np.ndim(t) == 0
 
-    def train_predictions(self, t, lr=None) -> np.ndarray:
-        """Outputs on the training inputs at time ``t``: ``(n, k)``, or ``(T, n, k)``."""
+    def _train_outputs(self, t, lr):
+        """Training outputs at every time of ``t``, ``(T, n, k)``."""
         D = self.decay(t, lr)
-        out = np.stack([self.y_train + self._unvec(self._modes_to_space(d), self.n) for d in D])
-        return out[0] if self._single(t) else out
+        return np.stack([self.y_train + self._unvec(self._modes_to_space(d), self.n) for d in D])
 
-    def test_predictions(self, t, lr=None) -> np.ndarray:
-        """Outputs on the test inputs at time ``t``: ``(n', k)``, or ``(T, n', k)``."""
+    def _test_outputs(self, t, lr):
+        """Test outputs at every time of ``t``, ``(T, n', k)``."""
         if self._k_test is None:
             raise ValueError("test_predictions needs k_test_train (and f0_test)")
         G = self.coefficients(t, lr)
         n_test = self.f0_test.shape[0]
-        out = np.stack([self.f0_test - self._unvec(self._k_test @ self._modes_to_space(g), n_test)
-                        for g in G])
+        return np.stack([self.f0_test - self._unvec(self._k_test @ self._modes_to_space(g), n_test)
+                         for g in G])
+
+    def train_predictions(self, t, lr=None) -> np.ndarray:
+        """Outputs on the training inputs at time ``t``: ``(n, k)``, or ``(T, n, k)``."""
+        out = self._train_outputs(t, lr)
+        return out[0] if self._single(t) else out
+
+    def test_predictions(self, t, lr=None) -> np.ndarray:
+        """Outputs on the test inputs at time ``t``: ``(n', k)``, or ``(T, n', k)``."""
+        out = self._test_outputs(t, lr)
         return out[0] if self._single(t) else out
 
     def _modes_to_space(self, coeff):
@@ -273,19 +282,19 @@ class FrozenKernelRegime:
         return self.eigenvectors @ (c * self._r0_modes)
 
     def train_loss(self, t, lr=None):
-        """``1/(2n) ||f_t(X) - Y||^2`` (scalar, or one value per entry of ``t``)."""
-        F = np.asarray(self.train_predictions(t, lr))
-        R = F - self.y_train
-        loss = 0.5 * np.sum(R * R, axis=(-2, -1)) / self.n
-        return float(loss) if self._single(t) else loss
+        """``1/(2n) ||f_t(X) - Y||^2`` (scalar, or one value per entry of ``t``).
+
+        ``ntkdyn.base.losses.mse`` of the stacked residuals ``(T, n, k)``.
+        """
+        loss = mse(self._train_outputs(t, lr) - self.y_train)
+        return float(loss[0]) if self._single(t) else loss
 
     def test_loss(self, t, y_test, lr=None):
-        """``1/(2n') ||f_t(X') - Y'||^2`` on the test inputs."""
-        F = np.asarray(self.test_predictions(t, lr))
+        """``1/(2n') ||f_t(X') - Y'||^2`` on the test inputs (``ntkdyn.base.losses.mse``)."""
+        F = self._test_outputs(t, lr)
         Y = _outputs(y_test, "y_test", *F.shape[-2:])
-        R = F - Y
-        loss = 0.5 * np.sum(R * R, axis=(-2, -1)) / F.shape[-2]
-        return float(loss) if self._single(t) else loss
+        loss = mse(F - Y)
+        return float(loss[0]) if self._single(t) else loss
 
     def limit_train(self) -> np.ndarray:
         """``t -> inf`` training outputs: ``Y`` plus the residual outside the kernel's range."""

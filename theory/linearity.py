@@ -1,11 +1,12 @@
 """Transition to linearity: predicted scalings and bounds (Liu, Zhu & Belkin 2020).
 
-arXiv:2010.01092; the section numbers below refer to ``shared/papers/liu_zhu_belkin.md``.
-Networks are in the NTK parameterization of DESIGN.md, two-layer
+arXiv:2010.01092. The paper's statements are asymptotic; the exact finite-width forms below are
+derived here and checked by tests/theory/test_linearity.py. Networks are in the NTK
+parameterization of docs/conventions.md, two-layer
 ``f(x) = (1/sqrt(m)) sum_j v_j phi(w_j . x / sqrt(d))`` with ``v_j, w_j`` i.i.d. ``N(0, 1)``.
 
-* **Two-layer Hessian at initialization** (section 3.2). Unit ``j`` contributes the eigenvalue
-  ``lambda_j = G_j / sqrt(m)`` with the width-free variable
+* **Two-layer Hessian at initialization** (the paper's two-layer example). Unit ``j``
+  contributes the eigenvalue ``lambda_j = G_j / sqrt(m)`` with the width-free variable
 
       G = (|v| alpha + sqrt(v^2 alpha^2 + 4 beta^2)) / 2,  alpha = |phi''(z)| |x|^2 / d,
       beta = |phi'(z)| |x| / sqrt(d),  z ~ N(0, |x|^2 / d),  v ~ N(0, 1),
@@ -14,22 +15,26 @@ Networks are in the NTK parameterization of DESIGN.md, two-layer
   ``P(G > t | z) = 2 Phi_bar((t^2 - beta^2) / (t alpha))`` for ``t > beta`` gives the exact law
   of ``||H||`` (:func:`hessian_norm_quantile`); the Gaussian tail of ``v`` makes it grow like
   ``sqrt(2 log m) sup|phi''| |x|^2 / d``, hence ``||H|| = Theta(sqrt(log m) / sqrt(m))``,
-  while ``||grad f||^2 -> E[phi(z)^2] + (|x|^2/d) E[phi'(z)^2] = Theta(1)`` (section 3.1).
+  while ``||grad f||^2 -> E[phi(z)^2] + (|x|^2/d) E[phi'(z)^2] = Theta(1)``.
   ReLU (``phi'' = 0``): ``||H|| = |x| / sqrt(m d)`` exactly.
-* **Kernel change over a ball** (section 2.1): ``||H|| <= eps`` on ``B(w_0, R)`` gives
-  ``|K_xz(w) - K_xz(w_0)| <= eps R (|grad f(w_0; x)| + |grad f(w_0; z)|) + eps^2 R^2`` and
-  ``|f - f_lin| <= R^2 eps / 2``.
-* **Non-linear output** (section 4.2): ``g = psi(f)`` has
+* **Kernel change over a ball** (the paper's Hessian-norm criterion): ``||H|| <= eps`` on
+  ``B(w_0, R)`` gives ``|f - f_lin| <= R^2 eps / 2`` and
+  ``|K_xz(w) - K_xz(w_0)| <= eps R (|grad f(w_0; x)| + |grad f(w_0; z)|) + eps^2 R^2``.
+* **Non-linear output** (the paper's first counter-example): ``g = psi(f)`` has
   ``H_g = psi''(f) grad f grad f^T + psi'(f) H_f``; the rank-one term has norm
   ``|psi''(f)| |grad f|^2 = Theta(1)`` whatever the width, and
-  ``K_g(x, z) = psi'(f(x)) psi'(f(z)) K_f(x, z)`` changes by ``Theta(1)`` as ``f`` moves to the labels.
-* **Bottleneck** (sections 2.3, 4.3): ``||H^(l1,l2)|| <= ||T||_{2,2,1} ||df/dalpha||_inf``; a
-  layer of fixed width ``b`` has ``||df/dalpha||_inf >= ||df/dalpha||_2 / sqrt(b) = Theta(1)``,
-  and the block of the weights entering bottleneck unit ``k`` is
-  ``[(df/dalpha_k) phi''(h_k) + (d^2f/dalpha_k^2) phi'(h_k)^2] grad h_k grad h_k^T``, of norm ``Theta(1)``.
-* **Lazy weights** (section 2.1): gradient descent on the linearised model moves the weights by
-  ``||w_T - w_0||^2 = r_0^T P K^{-1} P r_0`` with ``P = I - (I - lr K / n)^T`` (``O(1)``), while
-  ``||w_0|| ~ sqrt(#params)``, so the relative change falls like ``m^{-1/2}``.
+  ``K_g(x, z) = psi'(f(x)) psi'(f(z)) K_f(x, z)`` changes by ``Theta(1)`` as ``f`` moves to
+  the labels.
+* **Bottleneck** (the paper's second counter-example):
+  ``||H^(l1,l2)|| <= ||T||_{2,2,1} ||df/dalpha||_inf``; a layer of fixed width ``b`` has
+  ``||df/dalpha||_inf >= ||df/dalpha||_2 / sqrt(b) = Theta(1)``, and the block of the weights
+  entering bottleneck unit ``k`` is
+  ``[(df/dalpha_k) phi''(h_k) + (d^2f/dalpha_k^2) phi'(h_k)^2] grad h_k grad h_k^T``, of norm
+  ``Theta(1)``.
+* **Lazy weights** (contrasted with lazy training in the paper): gradient descent on the
+  linearised model moves the weights by ``||w_T - w_0||^2 = r_0^T P K^{-1} P r_0`` with
+  ``P = I - (I - lr K / n)^T`` (``O(1)``), while ``||w_0|| ~ sqrt(#params)``, so the relative
+  change falls like ``m^{-1/2}``.
 
 Only numpy and scipy are imported; activation derivatives are passed in as callables.
 """
@@ -77,7 +82,7 @@ __all__ = [
 SCALING_EXPONENTS = {
     "hessian_norm": -0.5,             # times sqrt(log m) for smooth activations
     "gradient_norm": 0.0,
-    "hessian_frobenius": 0.0,         # the Frobenius norm does not vanish (section 2.1)
+    "hessian_frobenius": 0.0,         # the Frobenius norm does not vanish with width
     "kernel_change_bound": -0.5,      # an upper bound; NTK-parameterized GD measures close to -1
     "weight_change": 0.0,
     "relative_weight_change": -0.5,
@@ -115,7 +120,7 @@ def _input_scale(x_norm, d):
 
 # ============================================================================ two-layer Hessian
 def unit_eigenvalues(v, dphi_z, d2phi_z, x_norm: float, m: int, d: int):
-    """The two non-zero eigenvalues of hidden unit ``j``'s Hessian block (section 3.2).
+    """The two non-zero eigenvalues of hidden unit ``j``'s Hessian block (module docstring).
 
     On ``span{x, e_v}`` the block is ``[[a |x|^2, b |x|], [b |x|, 0]]`` with
     ``a = v phi''(z) / (sqrt(m) d)``, ``b = phi'(z) / sqrt(m d)``; returns
@@ -179,7 +184,7 @@ def hessian_norm_quantile(m: int, dphi: ArrayFn, d2phi: ArrayFn, x_norm: float, 
 
 def hessian_norm_mean(m: int, dphi: ArrayFn, d2phi: ArrayFn, x_norm: float, d: int,
                       order: int = 200) -> float:
-    """``E||H||`` at initialization: ``(1/sqrt(m)) int_0^inf 1 - (1 - P(G > t))^m dt`` (exact law)."""
+    """``E||H||`` at initialization, ``(1/sqrt(m)) int_0^inf 1 - (1 - P(G > t))^m dt`` (exact)."""
     m = positive_int(m, "m")
 
     def above(t):  # P(max_j G_j > t), without cancellation when P(G > t) is tiny
@@ -236,7 +241,8 @@ def taylor_remainder_bound(R, hessian_sup):
 def kernel_entry_change_bound(eps, R, grad_norm_x, grad_norm_z):
     """``|K_xz(w) - K_xz(w_0)| <= eps R (|grad f(w_0;x)| + |grad f(w_0;z)|) + eps^2 R^2``.
 
-    From ``||grad f(w) - grad f(w_0)|| <= eps R`` (mean-value theorem, ``||H|| <= eps`` on the ball).
+    From ``||grad f(w) - grad f(w_0)|| <= eps R`` (mean-value theorem, ``||H|| <= eps`` on the
+    ball).
     """
     eps = np.asarray(eps, dtype=np.float64)
     R = np.asarray(R, dtype=np.float64)
@@ -294,7 +300,7 @@ def bottleneck_block_norm(dfdalpha_k, d2fdalpha2_k, dphi_hk, d2phi_hk, grad_h_no
 
 
 def infinity_norm_lower_bound(l2_norm, b: int):
-    """``||u||_inf >= ||u||_2 / sqrt(b)`` for ``u`` in ``R^b``: bounded away from 0 for fixed ``b``."""
+    """``||u||_inf >= ||u||_2 / sqrt(b)`` for ``u`` in ``R^b``: away from 0 for fixed ``b``."""
     return np.asarray(l2_norm, dtype=np.float64) / math.sqrt(positive_int(b, "b"))
 
 
@@ -374,7 +380,10 @@ def linearized_weight_change(K0, r0, lr: float, steps: int, n: int | None = None
 
 def steps_to_loss_fraction(K0, r0, lr: float, fraction: float, n: int | None = None,
                            max_steps: int = 10**7) -> int:
-    """Smallest ``T`` with ``|r_T|^2 <= fraction |r_0|^2`` for the linearised model (or ``max_steps``)."""
+    """Smallest ``T`` with ``|r_T|^2 <= fraction |r_0|^2`` for the linearised model.
+
+    ``max_steps`` when no ``T`` up to it qualifies.
+    """
     lam, U = _eig(K0)
     r0 = as_array(r0, "r0", ndim=1)
     n = K0.shape[0] if n is None else positive_int(n, "n")

@@ -1,8 +1,9 @@
 """Early-time theory of the centred neural feature ansatz (C-NFA).
 
-Beaglehole, Mitliagkas & Agarwala (2024), "Feature learning as alignment", arXiv:2402.05271;
-derivation in ``shared/papers/nfa_alignment.md``, section 3 (a reconstruction: the paper's text
-was not available, so every formula here is checked against simulation by the tests).
+Beaglehole, Mitliagkas & Agarwala (2024), "Feature learning as alignment", arXiv:2402.05271:
+its early-time analysis of the centred neural feature correlation, derived here from the
+definitions (a reconstruction, so every formula is checked against simulation by
+tests/theory/test_nfa.py).
 
 Notation (one weight matrix ``W`` of shape ``(m, d)`` with multiplier ``c``, pre-activation
 ``h = c W a``): ``a_i`` the layer input of example ``i``, ``b_ij = d f_j(x_i) / d h`` the
@@ -37,41 +38,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..base.alignment import CORRELATION_KINDS as KINDS
+from ..base.alignment import matrix_correlation
+from ..base.linalg import psd_power
 from ..base.validation import as_array, one_of, positive_float
-
-KINDS = ("pearson", "cosine")
-
-
-def matrix_correlation(A, B, kind: str = "pearson") -> float:
-    """Correlation ``rho(A, B)`` of two matrices' entries.
-
-    ``kind="pearson"``: ``<A - abar, B - bbar>_F / (||A - abar||_F ||B - bbar||_F)`` with ``abar``
-    the mean entry (the ``mat_cov`` of the authors' code, dmbeaglehole/centered_NFA);
-    ``kind="cosine"``: ``<A, B>_F / (||A||_F ||B||_F)`` (Radhakrishnan et al. 2024's ``correlate``).
-    Symmetric, invariant to positive scalings of either argument, in ``[-1, 1]``.
-    """
-    one_of(kind, "kind", KINDS)
-    A = as_array(A, "A", ndim=2)
-    B = as_array(B, "B", ndim=2)
-    if A.shape != B.shape:
-        raise ValueError(f"A and B must have the same shape, got {A.shape} and {B.shape}")
-    if kind == "pearson":
-        A = A - A.mean()
-        B = B - B.mean()
-    na, nb = np.linalg.norm(A), np.linalg.norm(B)
-    if na == 0 or nb == 0:
-        raise ValueError(f"the {kind} correlation is undefined for a constant (or zero) matrix")
-    return float(np.clip(np.vdot(A, B) / (na * nb), -1.0, 1.0))
-
-
-def psd_power(G, power: float) -> np.ndarray:
-    """``G^power`` of a symmetric positive semi-definite matrix (negative eigenvalues set to 0)."""
-    power = positive_float(power, "power")
-    G = as_array(G, "G", ndim=2)
-    if power == 1.0:
-        return G
-    evals, evecs = np.linalg.eigh(0.5 * (G + G.T))
-    return (evecs * np.clip(evals, 0.0, None) ** power) @ evecs.T
+from .arccos import angle, arccos_degree0
 
 
 def _residual_rows(A, R):
@@ -137,7 +108,8 @@ def relu_ptk_two_layer(X, X2=None, init_scale: float = 1.0) -> np.ndarray:
     ``Theta(x, x') = (1/m) sum_u a_u^2 1[w_u.x > 0] 1[w_u.x' > 0]
     -> init_scale^2 (pi - theta_xx') / (2 pi)``
     as ``m -> infinity`` with ``W, a ~ N(0, init_scale^2)``: the degree-0 arc-cosine kernel of
-    Cho & Saul (2009), ``theta_xx'`` the angle between ``x`` and ``x'``.
+    Cho & Saul (2009) (:func:`ntkdyn.theory.arccos.arccos_degree0`), ``theta_xx'`` the angle
+    between ``x`` and ``x'``.
     """
     X = as_array(X, "X", ndim=2)
     X2 = X if X2 is None else as_array(X2, "X2", ndim=2)
@@ -147,5 +119,4 @@ def relu_ptk_two_layer(X, X2=None, init_scale: float = 1.0) -> np.ndarray:
     norms, norms2 = np.linalg.norm(X, axis=1), np.linalg.norm(X2, axis=1)
     if np.any(norms == 0) or np.any(norms2 == 0):
         raise ValueError("X and X2 must not contain zero rows (the angle is undefined)")
-    cos = np.clip((X @ X2.T) / np.outer(norms, norms2), -1.0, 1.0)
-    return init_scale ** 2 * (np.pi - np.arccos(cos)) / (2.0 * np.pi)
+    return arccos_degree0(angle((X @ X2.T) / np.outer(norms, norms2)), init_scale ** 2)

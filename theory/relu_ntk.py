@@ -4,29 +4,30 @@ For ``MLP([d, m, ..., m, 1])`` with ``L = depth`` weight matrices in the NTK par
 (``h_1 = W_1 x / sqrt(d)``, ``h_{l+1} = W_{l+1} phi(h_l) / sqrt(m)``, ``W ~ N(0, sigma^2)``),
 as ``m -> infinity`` (Jacot et al. 2018; Cho & Saul 2009; Arora et al. 2019):
 
-    Sigma_1(x, x') = sigma^2 x.x' / d,               Theta_1(x, x') = x.x' / d,
-    Sigma_{l+1}    = sigma^2 E[phi(u) phi(v)],       Theta_{l+1} = E[phi(u) phi(v)] + sigma^2 E[phi'(u) phi'(v)] Theta_l,
+    Sigma_1(x, x') = sigma^2 x.x' / d,     Theta_1(x, x') = x.x' / d,
+    Sigma_{l+1}    = sigma^2 E[phi(u) phi(v)],
+    Theta_{l+1}    = E[phi(u) phi(v)] + sigma^2 E[phi'(u) phi'(v)] Theta_l,
 
 with ``(u, v) ~ N(0, [[Sigma_l(x,x), Sigma_l(x,x')], [., Sigma_l(x',x')]])``. The output
 kernels are ``Sigma_L`` (NNGP) and ``Theta_L`` (NTK). The Gaussian expectations are closed
-forms: ReLU (arc-cosine kernels of degree 1 and 0), erf (Williams 1997) and linear.
+forms: ReLU (arc-cosine kernels of degree 1 and 0, :mod:`ntkdyn.theory.arccos`), erf
+(Williams 1997) and linear.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..base.validation import as_array, positive_float, positive_int
+from .arccos import angle, arccos_degree0, arccos_degree1
 
 
 def _relu_moments(cov, var1, var2):
-    """``E[relu(u) relu(v)]`` and ``E[step(u) step(v)]`` for ``(u, v)`` with the given moments."""
+    """``E[relu(u) relu(v)]`` and ``E[step(u) step(v)]``: arc-cosine kernels of degree 1 and 0."""
     norms = np.sqrt(var1 * var2)
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.where(norms > 0, cov / norms, 0.0)
-    theta = np.arccos(np.clip(rho, -1.0, 1.0))
-    e_phi = norms / (2 * np.pi) * (np.sin(theta) + (np.pi - theta) * np.cos(theta))
-    e_dphi = (np.pi - theta) / (2 * np.pi)
-    return e_phi, e_dphi
+    theta = angle(rho)
+    return arccos_degree1(theta, norms), arccos_degree0(theta)
 
 
 def _erf_moments(cov, var1, var2):

@@ -1,11 +1,12 @@
 """Symbolic derivations (sympy) behind the deep-linear and toy-kernel theory.
 
-Every equation used by :mod:`theory.deep_linear` and :mod:`theory.kernel_evolution` is
+Every equation used by :mod:`ntkdyn.theory.deep_linear_modes`,
+:mod:`ntkdyn.theory.deep_linear_kernels` and :mod:`ntkdyn.theory.kernel_evolution` is
 re-derived here from its starting point and checked symbolically, so that the numerical
 code rests on algebra a reader can re-run (``ntkdyn derive`` prints it all).
 
-Contents (Shan & Bordelon, arXiv:2105.14301, sections 3-4 of ``papers/shan_bordelon.md``;
-Saxe, McClelland & Ganguli 2014, arXiv:1312.6120):
+Contents (the toy model of kernel evolution and the deep linear networks of Shan & Bordelon
+2021, sec. 5, arXiv:2105.14301; Saxe, McClelland & Ganguli 2014, arXiv:1312.6120):
 
 1. One singular mode of a depth-``L`` linear network in the standard parameterization.
    Per-layer strengths ``a_1..a_L``, end-to-end strength ``u = prod_l a_l``, mode loss
@@ -23,8 +24,9 @@ Saxe, McClelland & Ganguli 2014, arXiv:1312.6120):
    ``(prod_l 1/n_{l-1})^(1/L) = C^(2/L)`` (:func:`ntk_time_rescaling`).
 5. Closed forms checked against their ODEs: depth 1 and depth 2 (Saxe's logistic solution),
    the toy model's single-eigenvector solutions for the multiplicative (T1) and additive (T2)
-   kernel rules and their conservation laws, the rank-one NTK spike (D3) and the final
-   whitened alignment ``L / sqrt(L^2 + D - 1)``.
+   kernel rules of :mod:`ntkdyn.theory.kernel_evolution` and their conservation laws, the
+   rank-one NTK spike of :mod:`ntkdyn.theory.deep_linear_kernels` and the final whitened
+   alignment ``L / sqrt(L^2 + D - 1)``.
 
 Each ``verify_*`` function returns ``True`` only when sympy reduces the residual to zero.
 """
@@ -229,7 +231,7 @@ def verify_depth2_closed_form() -> bool:
 
 
 def toy_closed_form(variant: str = "multiplicative"):
-    """Single-eigenvector solution of the toy kernel model (``papers/shan_bordelon.md`` sec. 3).
+    """Single-eigenvector solution of the toy kernel model of :mod:`ntkdyn.theory.kernel_evolution`.
 
     Target ``y`` along an eigenvector of ``K_0`` (eigenvalue ``lam0``), ``U = ||y - f||^2``,
     ``U(0) = u0``. Both rules keep ``y - f`` on that eigenvector, and ``dU/dt = -2 lam U``;
@@ -281,7 +283,7 @@ def verify_toy_conservation(variant: str = "multiplicative") -> bool:
 
 @lru_cache(maxsize=None)
 def rank_one_ntk_spike(depth: int):
-    """Spike weight of the scalar-output NTK on the balanced rank-one solution (eq. D3).
+    """Spike weight of the scalar-output NTK on the balanced rank-one solution.
 
     With ``W_1 = a r_2 v^T``, ``W_l = a r_{l+1} r_l^T``, ``W_L = a r_L^T``, the layer-``l``
     term of the NTK is ``(prod_{k>l} a^2) (prod_{k<l} a^2) Phi_l`` with ``Phi_1 = x.x'`` and
@@ -313,7 +315,8 @@ def whitened_final_alignment():
     ``y = X beta``, ``S = (X beta_hat)(X beta_hat)^T``: ``y^T G y = y^T S y = n ||y||^2``,
     ``||G||_F^2 = n^2 D``, ``<G, S> = ||S||_F^2 = n^2``, hence
     ``A = (alpha + gamma) / sqrt(alpha^2 D + 2 alpha gamma + gamma^2)``. On the balanced
-    solution ``gamma = (L - 1) alpha`` (D3), which gives ``A = L / sqrt(L^2 + D - 1)``.
+    solution ``gamma = (L - 1) alpha`` (:func:`rank_one_ntk_spike`), which gives
+    ``A = L / sqrt(L^2 + D - 1)``.
 
     Returns ``(A_general, A_final, verified)`` in the symbols ``alpha, gamma, L, D``.
     """

@@ -1,17 +1,18 @@
 """Two-layer NTK alignment: per-head decomposition, early-time drift, linear nets cannot specialise.
 
-Shan & Bordelon (2021), note sections 4-5. Two-layer network in the NTK parameterization
-(DESIGN.md), ``k`` heads, width ``m``, input dimension ``d``:
+Shan & Bordelon (2021), sec. 6. Two-layer network in the NTK parameterization
+(docs/conventions.md), ``k`` heads, width ``m``, input dimension ``d``:
 
     f_i(x) = c_2 sum_k a_ik phi(h_k),   h_k = c_1 w_k . x,   c_1 = 1/sqrt(d),  c_2 = 1/sqrt(m),
 
-with ``W1 = [w_k] (m, d)`` and ``W2 = [a_ik] (k, m)``. Its per-head NTK is (note eq. R1)
+with ``W1 = [w_k] (m, d)`` and ``W2 = [a_ik] (k, m)``. Its per-head NTK is
+(:mod:`ntkdyn.theory.two_layer_ntk`)
 
     K_ii(x, x') = c_2^2 sum_k phi(h_k) phi(h'_k)                       (feature term, shared)
                 + c_2^2 c_1^2 (x . x') sum_k a_ik^2 phi'(h_k) phi'(h'_k)  (gated term, per head).
 
-Richness (note section 5; ``numerics.richness``): ``f_gamma = (f - f_0) / gamma`` trained by
-gradient flow with parameter rate ``gamma^2`` has, with residual ``Delta = Y - f_gamma``,
+Richness (``numerics.richness``): ``f_gamma = (f - f_0) / gamma`` trained by gradient flow
+with parameter rate ``gamma^2`` has, with residual ``Delta = Y - f_gamma``,
 
     dW2/dt = (gamma c_2 / n) Delta^T phi(H),
     dW1/dt = (gamma c_2 c_1 / n) [(Delta W2) * phi'(H)]^T X,
@@ -36,61 +37,34 @@ rich regime. For a linear network (no gates) the second-order expansion matches 
 per cent up to ``gamma t ~ 0.1``.
 
 Functions take weights as plain arrays (the theory layer imports no network code); the
-activation is one of :data:`ACTIVATIONS` (ReLU's second derivative is zero almost everywhere,
-so ReLU gates do not move to first order).
+activation is looked up in ``ntkdyn.base.activations`` (ReLU's second derivative is zero
+almost everywhere, so ReLU gates do not move to first order). The flows are in the NTK
+parameterization, with ``c_1, c_2`` from :func:`flow_multipliers`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..base.alignment import alignment, specialization_index  # noqa: F401 (public here too)
+from ..base.activations import get_activation
+from ..base.alignment import alignment  # noqa: F401 (public here too)
 from ..base.alignment import center as _center
 from ..base.alignment import specialization as specialization_matrix
-from .relu_ntk import infinite_nngp, infinite_ntk
+from ..base.alignment import specialization_index
 from ..base.validation import as_array, positive_float
+from .deep_linear_kernels import linear_head_kernels  # noqa: F401 (public here too)
+from .parameterization import layer_multipliers
+from .relu_ntk import infinite_nngp, infinite_ntk
+from .two_layer_ntk import check_weights, two_layer_ntk_terms  # noqa: F401 (public here too)
 
 
-def _relu(x):
-    return np.maximum(x, 0.0)
-
-
-def _step(x):
-    return (x > 0).astype(np.float64)
-
-
-def _tanh_d1(x):
-    return 1.0 - np.tanh(x) ** 2
-
-
-def _tanh_d2(x):
-    t = np.tanh(x)
-    return -2.0 * t * (1.0 - t * t)
-
-
-# name -> (phi, phi', phi'')
-ACTIVATIONS = {
-    "relu": (_relu, _step, np.zeros_like),
-    "linear": (lambda x: x, np.ones_like, np.zeros_like),
-    "tanh": (np.tanh, _tanh_d1, _tanh_d2),
-}
-
-
-def _activation(name):
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]
+def flow_multipliers(W1) -> tuple[float, float]:
+    """``(c_1, c_2) = (1/sqrt(d), 1/sqrt(m))`` of the NTK parameterization for ``W1 (m, d)``."""
+    m, d = W1.shape
+    return layer_multipliers((d, m), "ntk")
 
 
 def _weights(W1, W2, X):
-    W1 = as_array(W1, "W1", ndim=2)
-    W2 = as_array(W2, "W2", ndim=2)
-    X = as_array(X, "X", ndim=2)
-    if W1.shape[1] != X.shape[1]:
-        raise ValueError(f"W1 must have {X.shape[1]} columns (the input dimension of X), "
-                         f"got shape {W1.shape}")
-    if W2.shape[1] != W1.shape[0]:
-        raise ValueError(f"W2 must have {W1.shape[0]} columns (the width, rows of W1), "
-                         f"got shape {W2.shape}")
+    W1, W2, X, _ = check_weights(W1, W2, X)
     return W1, W2, X
 
 
@@ -104,28 +78,7 @@ def _targets(Y, n, k=None, name="Y"):
     return Y
 
 
-# ------------------------------------------------------------------- decomposition (R1)
-def two_layer_ntk_terms(W1, W2, X, X2=None, activation: str = "relu"):
-    """Feature term ``(n, n2)`` and per-head gated terms ``(k, n, n2)`` of eq. (R1).
-
-    ``K_ii = feature + gated[i]``; ``feature = c_2^2 phi(H) phi(H')^T`` is shared by all
-    heads, ``gated[i] = c_2^2 c_1^2 (X X'^T) * (phi'(H) diag(a_i^2) phi'(H')^T)``.
-    """
-    W1, W2, X = _weights(W1, W2, X)
-    X2 = X if X2 is None else as_array(X2, "X2", ndim=2)
-    if X2.shape[1] != X.shape[1]:
-        raise ValueError(f"X2 must have {X.shape[1]} columns like X, got shape {X2.shape}")
-    phi, dphi, _ = _activation(activation)
-    m, d = W1.shape
-    c1sq, c2sq = 1.0 / d, 1.0 / m
-    H, H2 = X @ W1.T / np.sqrt(d), X2 @ W1.T / np.sqrt(d)
-    feature = c2sq * phi(H) @ phi(H2).T
-    D, D2 = dphi(H), dphi(H2)
-    gram = c1sq * X @ X2.T
-    gated = np.stack([c2sq * gram * ((D * a * a) @ D2.T) for a in W2])
-    return feature, gated
-
-
+# ------------------------------------------------------------------- decomposition
 def infinite_width_terms(X, X2=None, activation: str = "relu", init_scale: float = 1.0):
     """Infinite-width limit of the feature and gated terms at initialisation (each ``(n, n2)``).
 
@@ -135,7 +88,7 @@ def infinite_width_terms(X, X2=None, activation: str = "relu", init_scale: float
     kernels, Cho & Saul 2009), with ``theta`` the angle between ``x`` and ``x'``:
     ``feature = sigma^2 |x||x'| / (2 pi d) [sin theta + (pi - theta) cos theta]`` and
     ``gated = sigma^2 (x.x'/d) (pi - theta) / (2 pi)``; their sum is the depth-2 NTK of
-    :func:`theory.relu_ntk.infinite_ntk`, and ``feature = infinite_nngp / sigma^2``.
+    :func:`ntkdyn.theory.relu_ntk.infinite_ntk`, and ``feature = infinite_nngp / sigma^2``.
     """
     if activation not in ("relu", "linear"):
         raise ValueError(f"activation must be 'relu' or 'linear' for the infinite-width terms, "
@@ -157,8 +110,9 @@ def target_weighted_means(W1, X, Y, activation: str = "relu"):
     if W1.shape[1] != X.shape[1]:
         raise ValueError(f"W1 must have {X.shape[1]} columns, got shape {W1.shape}")
     Y = _targets(Y, X.shape[0])
-    _, dphi, _ = _activation(activation)
-    D = dphi(X @ W1.T / np.sqrt(X.shape[1]))
+    dphi = get_activation(activation).dphi
+    c1, _ = flow_multipliers(W1)
+    D = dphi(c1 * X @ W1.T)
     return np.einsum("ni,nk,nd->ikd", Y, D, X) / X.shape[0]
 
 
@@ -178,11 +132,10 @@ def _flow_setup(W1, W2, X, residual, gamma, activation):
     W1, W2, X = _weights(W1, W2, X)
     R = _targets(residual, X.shape[0], W2.shape[0], "residual")
     gamma = positive_float(gamma, "gamma")
-    phi, dphi, _ = _activation(activation)
-    m, d = W1.shape
-    c1, c2 = 1.0 / np.sqrt(d), 1.0 / np.sqrt(m)
+    act = get_activation(activation)
+    c1, c2 = flow_multipliers(W1)
     H = c1 * X @ W1.T
-    return W2, X, R, gamma, c1, c2, phi(H), dphi(H)
+    return W2, X, R, gamma, c1, c2, act.phi(H), act.dphi(H)
 
 
 def _velocity(W2, X, R, gamma, c1, c2, P, D):
@@ -192,7 +145,7 @@ def _velocity(W2, X, R, gamma, c1, c2, P, D):
 
 
 def kernel_velocity(W1, W2, X, dW1, dW2, activation: str = "relu"):
-    """Directional derivative of the (R1) terms along ``(dW1, dW2)``: ``(dfeature, dgated)``.
+    """Directional derivative of the NTK terms along ``(dW1, dW2)``: ``(dfeature, dgated)``.
 
     With ``dH = c_1 X dW1^T``: ``d phi(H) = phi'(H) * dH``, ``d phi'(H) = phi''(H) * dH`` and
     ``dfeature = c_2^2 (d phi phi^T + phi d phi^T)``,
@@ -205,15 +158,15 @@ def kernel_velocity(W1, W2, X, dW1, dW2, activation: str = "relu"):
     if dW1.shape != W1.shape or dW2.shape != W2.shape:
         raise ValueError(f"dW1, dW2 must have shapes {W1.shape}, {W2.shape}, "
                          f"got {dW1.shape}, {dW2.shape}")
-    phi, dphi, d2phi = _activation(activation)
-    m, d = W1.shape
-    c1, c2sq = 1.0 / np.sqrt(d), 1.0 / m
+    act = get_activation(activation)
+    c1, c2 = flow_multipliers(W1)
+    c2sq = c2 * c2
     H = c1 * X @ W1.T
     dH = c1 * X @ dW1.T
-    P, D, dP, dD = phi(H), dphi(H), dphi(H) * dH, d2phi(H) * dH
+    P, D, dP, dD = act.phi(H), act.dphi(H), act.dphi(H) * dH, act.d2phi(H) * dH
     cross = dP @ P.T
     dfeature = c2sq * (cross + cross.T)
-    gram = X @ X.T / d
+    gram = c1 * c1 * X @ X.T
     dgated = []
     for a, da in zip(W2, dW2):
         half = (dD * a * a) @ D.T
@@ -222,7 +175,7 @@ def kernel_velocity(W1, W2, X, dW1, dW2, activation: str = "relu"):
 
 
 def flow_second_order(W1, W2, X, residual, gamma: float = 1.0, activation: str = "relu") -> dict:
-    """First and second time derivatives of the weights, outputs and (R1) terms along the flow.
+    """First and second time derivatives of the weights, outputs and NTK terms along the flow.
 
     For activations with ``phi'' = 0`` (ReLU almost everywhere, linear) the gates
     ``D = phi'(H)`` are constant to every order, and differentiating the flow of
@@ -317,7 +270,7 @@ def initial_second_derivatives(W1, W2, X, Y, gamma: float = 1.0, activation: str
     over units of terms whose signs are set by the random readouts ``a_ik``, so ``A'(0)`` is
     small (it can be negative); the coherent alignment appears at second order, once the
     readouts have grown along ``corr(phi(h_k), y_i)`` and steer the unit drifts
-    ``sum_i a_ik m_ik`` (note section 5).
+    ``sum_i a_ik m_ik`` (Shan & Bordelon 2021, sec. 6).
     """
     W1, W2, X = _weights(W1, W2, X)
     Y = _targets(Y, X.shape[0], W2.shape[0])
@@ -372,48 +325,7 @@ def initial_rates(W1, W2, X, Y, gamma: float = 1.0, activation: str = "relu") ->
     return out
 
 
-# ------------------------------------------------------------- linear networks (section 4)
-def linear_head_kernels(params, X, multipliers=None):
-    """Deep linear network: per-head NTKs as mixtures of shared kernels (note eq. D1).
-
-    ``f(x) = c_L W_L ... c_1 W_1 x``. With ``P_l = c_l W_l ... c_1 W_1`` (``P_0 = I``) and
-    ``B_l = c_L W_L ... c_{l+1} W_{l+1}`` (``B_L = I``),
-
-        K_ii(x, x') = sum_l  w_il  Phi_l(x, x'),   w_il = [B_l B_l^T]_ii,
-        Phi_l(x, x') = c_l^2 (P_{l-1} x) . (P_{l-1} x').
-
-    Returns ``weights (k, L)`` and ``shared (L, n, n)``: every head mixes the **same** ``L``
-    kernels ``Phi_l`` and differs only in ``L`` scalar weights (``w_iL = 1``). Multipliers
-    default to the NTK parameterization ``c_l = 1/sqrt(fan_in)``.
-    """
-    if not isinstance(params, (list, tuple)) or len(params) < 1:
-        raise TypeError("params must be a non-empty list of weight matrices [W_1, ..., W_L]")
-    Ws = [as_array(W, f"params[{l}]", ndim=2) for l, W in enumerate(params)]
-    X = as_array(X, "X", ndim=2)
-    if Ws[0].shape[1] != X.shape[1]:
-        raise ValueError(f"params[0] must have {X.shape[1]} columns, got shape {Ws[0].shape}")
-    for l in range(1, len(Ws)):
-        if Ws[l].shape[1] != Ws[l - 1].shape[0]:
-            raise ValueError(f"params[{l}] must have {Ws[l - 1].shape[0]} columns, "
-                             f"got shape {Ws[l].shape}")
-    L = len(Ws)
-    c = ([1.0 / np.sqrt(W.shape[1]) for W in Ws] if multipliers is None
-         else [positive_float(v, f"multipliers[{l}]") for l, v in enumerate(multipliers)])
-    if len(c) != L:
-        raise ValueError(f"multipliers must have {L} entries, got {len(c)}")
-    k = Ws[-1].shape[0]
-    shared, weights = [], np.empty((k, L))
-    Z = X  # rows P_{l-1} x
-    for l in range(L):
-        shared.append(c[l] ** 2 * Z @ Z.T)
-        Z = c[l] * Z @ Ws[l].T
-    B = np.eye(k)
-    for l in range(L - 1, -1, -1):
-        weights[:, l] = np.einsum("ij,ij->i", B, B)
-        B = c[l] * B @ Ws[l]
-    return weights, np.stack(shared)
-
-
+# ------------------------------------------------- heads that cannot specialise (linear nets)
 def head_dissimilarity(K_heads, centered: bool = True) -> np.ndarray:
     """``D_ii' = || K^_i - K^_i' ||_F`` with ``K^ = H K H / ||H K H||_F`` (``(k, k)``)."""
     K_heads = as_array(K_heads, "K_heads", ndim=3)

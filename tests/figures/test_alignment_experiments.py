@@ -1,4 +1,4 @@
-"""relu-alignment, specialization, depth-alignment: issue targets at reduced scale, real-data path.
+"""relu-alignment, specialization, depth-alignment: targets at reduced scale, real-data path.
 
 The default suite runs each experiment with one seed (and fewer gammas / depths); the full
 quick configurations, which assert every TARGETS interval, are marked slow.

@@ -46,7 +46,8 @@ def test_run_writes_png_and_json(tmp_path, capsys):
 def test_corrupt_cache_is_recomputed(tmp_path, capsys):
     overrides = {"log2_widths": [5, 6], "seeds": 1, "n": 6, "d": 3}
     first = run_experiment("ntk-width", out=tmp_path, overrides=overrides, verbose=False)
-    (cache,) = (tmp_path / ".cache").glob("ntk-width-[0-9a-f]*.npz")  # the combined result, not a run
+    # the combined result, not a run
+    (cache,) = (tmp_path / ".cache").glob("ntk-width-[0-9a-f]*.npz")
     cache.write_bytes(cache.read_bytes()[:40])
     second = run_experiment("ntk-width", out=tmp_path, overrides=overrides, verbose=False)
     assert not second["cached"] and second["agreement"] == first["agreement"]

@@ -4,6 +4,7 @@ import matplotlib.figure
 import numpy as np
 
 from ntkdyn.figures import deep_linear_modes as exp
+from ntkdyn.numerics.deep_linear import decoupled_init, mode_strengths
 
 
 def test_reduced_config_meets_targets():
@@ -31,24 +32,25 @@ def test_scalar_map_is_gd_on_one_mode():
 
 def test_ntk_parameterization_follows_the_rescaled_mode_ode():
     """GD on an NTK-parameterised linear net, raw weights decoupled and balanced, tracks
-    mode_dynamics in the time ntk_time_factor(widths) * t (theory.symbolic.ntk_time_rescaling)."""
-    from ntkdyn.numerics.data import linear_teacher
+    mode_dynamics in the time ntk_time_factor(widths) * t
+    (ntkdyn.theory.symbolic.ntk_time_rescaling)."""
     from ntkdyn.numerics.networks import MLP
+    from ntkdyn.numerics.synthetic import linear_teacher
     from ntkdyn.numerics.training import gradient_descent
-    from ntkdyn.theory.deep_linear import mode_dynamics, ntk_time_factor
+    from ntkdyn.theory.deep_linear_modes import mode_dynamics, ntk_time_factor
 
     s = np.array([3.0, 1.0])
     widths = [4, 8, 8, 2]
     data = linear_teacher(16, 4, 2, s, seed=1)
     U, V = data.info["U"], data.info["V"]
     rng = np.random.default_rng(2)
-    params = exp.decoupled_init(3, U, V, 8, 2.0, rng)
+    params = decoupled_init(3, U, V, 8, 2.0, rng)
     net = MLP(widths, activation="linear", parameterization="ntk")
     C = float(np.prod(net.multipliers))
     c = ntk_time_factor(widths, "ntk")
     lr = 0.01 / c
     traj = gradient_descent(net, params, data.X, data.Y, lr, 1500, every=5,
-                            record={"u": lambda _n, p, _x, _y: C * exp.mode_strengths(p, U, V)})
+                            record={"u": lambda _n, p, _x, _y: C * mode_strengths(p, U, V)})
     u_gd = traj.observables["u"]
     u_ode = mode_dynamics(s, u_gd[0], 3, c * traj.record_times)
     assert u_gd[-1, 1] > 0.9 * s[1]                     # the run covers the learning

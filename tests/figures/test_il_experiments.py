@@ -1,6 +1,6 @@
-"""The iterative-linearisation experiments: the paper's claim on the default task (one seed at
-full scale by default, five seeds under ``slow``), the eNTK block structure and loss jumps, and
-iterative linearisation against damped Gauss-Newton."""
+"""The iterative-linearisation experiments: the sparse-feature-update claim on the default task
+(one seed at full scale by default, five seeds under ``slow``), the eNTK block structure and
+loss jumps, and iterative linearisation against damped Gauss-Newton."""
 import matplotlib.figure
 import numpy as np
 import pytest

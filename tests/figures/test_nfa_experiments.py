@@ -1,4 +1,4 @@
-"""The neural-feature-ansatz experiments at reduced scale: the issue's targets, plots, runner."""
+"""The neural-feature-ansatz experiments at reduced scale: targets, plots, runner."""
 import json
 
 import matplotlib.figure

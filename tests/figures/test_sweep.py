@@ -117,7 +117,8 @@ def _check_cache_and_resume(tmp_path, count):
     rerun = _start_job(tmp_path, 0.0, count)
     assert rerun.wait(timeout=120) == 0, rerun.stderr.read()
     assert len(list(cache.glob("job-run-*.npz"))) == count
-    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "a finished run was recomputed"
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), \
+        "a finished run was recomputed"
     return len(saved)
 
 

@@ -1,4 +1,4 @@
-"""Tests of numerics.features: NFM, PTK covariance, AGOP, NFA correlations, SLO and RFM.
+"""Tests of numerics.features: NFM, PTK covariance, AGOP, NFA correlations and SLO.
 
 References are independent of the fast paths: explicit per-example Jacobian products (a chain
 of dense matrices with explicit derivative masks), central finite differences, dense
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ntkdyn.numerics import features as F
-from ntkdyn.numerics.data import low_rank_task
 from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.synthetic import low_rank_task
 from ntkdyn.numerics.training import gradient_descent
 
 NETS = [
@@ -213,7 +213,7 @@ def test_linear_two_layer_network_has_unit_centred_correlation_after_one_step():
 
 
 def test_centred_exceeds_uncentred_early_on_the_low_rank_task():
-    # The issue's target at reduced scale: 5 hidden ReLU layers, no bias, lr 0.5, step 10.
+    # The target at reduced scale: 5 hidden ReLU layers, no bias, lr 0.5, step 10.
     ds = low_rank_task(256, seed=0)
     net = MLP([20] + [64] * 5 + [1], activation="relu")
     p0 = net.init(0)
@@ -278,40 +278,6 @@ def test_speed_limited_steps_raise_the_uncentred_correlation_of_the_target_layer
     assert uc_slo > uc_gd + 0.1
 
 
-# ------------------------------------------------------------------------------ RFM
-def test_laplace_kernel_matches_direct_formula():
-    rng = np.random.default_rng(0)
-    X, Z = rng.standard_normal((5, 3)), rng.standard_normal((4, 3))
-    A = rng.standard_normal((3, 3))
-    M = A @ A.T
-    direct = np.array([[np.exp(-np.sqrt((x - z) @ M @ (x - z)) / 2.0) for z in Z] for x in X])
-    assert np.allclose(F.laplace_kernel(X, Z, M, bandwidth=2.0), direct, rtol=1e-12, atol=0)
-    assert np.allclose(np.diag(F.laplace_kernel(X, None, M)), 1.0)
-
-
-def test_rfm_agop_matches_finite_differences_of_the_predictor():
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((30, 4))
-    Y = np.stack([np.sin(X[:, 0]), X[:, 1] * X[:, 2]], axis=1)
-    A = rng.standard_normal((4, 4))
-    rfm = F.RecursiveFeatureMachine(bandwidth=3.0, iterations=0, M0=A @ A.T + np.eye(4)).fit(X, Y)
-    # Central differences cancel the symmetric cone of the zero-distance term, which the
-    # AGOP formula drops (eps = 1e-4 keeps the expanded-form distances accurate).
-    J = _fd_jacobian(rfm.predict, X, eps=1e-4)
-    direct = np.einsum("ikd,ike->de", J, J) / X.shape[0]
-    assert _rel(rfm._agop(X, rfm.alpha, rfm.M), direct) < 1e-6
-
-
-def test_rfm_recovers_the_planted_subspace():
-    ds = low_rank_task(600, seed=0)
-    X, Y, Xt, Yt = ds.X[:400], ds.Y[:400], ds.X[400:], ds.Y[400:]
-    rfm = F.RecursiveFeatureMachine(iterations=3).fit(X, Y)
-    assert len(rfm.history) == 4
-    assert np.all(F.principal_cosines(rfm.M, ds.info["U"]) > 0.9)
-    plain = F.RecursiveFeatureMachine(iterations=0).fit(X, Y)
-    assert np.mean((rfm.predict(Xt) - Yt) ** 2) < 0.5 * np.mean((plain.predict(Xt) - Yt) ** 2)
-
-
 # ---------------------------------------------------------------------------- bad input
 def test_bad_input_names_the_argument():
     net, params, X = _net_and_data(NETS[0])
@@ -341,14 +307,6 @@ def test_bad_input_names_the_argument():
         F.SpeedLimited(net, 0, others=-0.5)
     with pytest.raises(ValueError, match="params"):
         F.SpeedLimited(net, 0)(params[:2], params[:2], 0.1)
-    with pytest.raises(ValueError, match="iterations"):
-        F.RecursiveFeatureMachine(iterations=-1)
-    with pytest.raises(ValueError, match="ridge"):
-        F.RecursiveFeatureMachine(ridge=0.0)
-    with pytest.raises(ValueError, match="fit"):
-        F.RecursiveFeatureMachine().predict(X)
-    with pytest.raises(ValueError, match="M"):
-        F.laplace_kernel(X, M=np.eye(2))
     with pytest.raises(ValueError, match="K"):
         F.svd_alignment(params[0], np.eye(3))
     with pytest.raises(ValueError, match="constant"):

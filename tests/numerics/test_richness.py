@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from ntkdyn.numerics.data import gaussian_mixture_classes
 from ntkdyn.numerics.kernels import (alignment, empirical_ntk, relative_change, specialization,
-                              specialization_index)
+                                     specialization_index)
 from ntkdyn.numerics.networks import MLP
 from ntkdyn.numerics.richness import CenteredModel, KernelRecorder, kernel_metrics, train_centered
+from ntkdyn.numerics.synthetic import gaussian_mixture_classes
 from ntkdyn.numerics.training import gradient_descent
 
 

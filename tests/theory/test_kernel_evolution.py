@@ -9,7 +9,7 @@ from ntkdyn.theory import kernel_evolution as ke
 
 @pytest.fixture(scope="module")
 def reference():
-    """The note's reference case: P = 30, lam_k = k^-1.5, target y = v_5 (unit norm)."""
+    """The reference case: P = 30, lam_k = k^-1.5, target y = v_5 (unit norm)."""
     K0, _, lam, Q = ke.power_law_problem(30, b=1.5, a=2.0, seed=0)
     return K0, lam, Q
 
@@ -34,7 +34,7 @@ def test_closed_form_matches_integration(reference, variant):
     assert lam_t[-1] == pytest.approx(lam_inf, rel=1e-10)
     assert y @ traj.kernel[-1] @ y == pytest.approx(lam_inf, rel=1e-8)
     if variant == "multiplicative":
-        assert lam_inf == pytest.approx(0.589443, abs=1e-6)   # the note's number
+        assert lam_inf == pytest.approx(0.589443, abs=1e-6)   # lam0 + eta ||y||^2
     else:
         assert lam_inf == pytest.approx(np.sqrt(lam[4] ** 2 + eta), rel=1e-12)
     # other eigen-directions untouched
@@ -110,7 +110,7 @@ def test_evolving_kernel_accelerates_and_aligns():
         assert np.all(np.diff(ob["eigenvalues"], axis=1) <= 1e-12)
         A = ob["alignment"]
         drop = np.max(np.maximum.accumulate(A) - A)
-        # not exactly monotone (the note says it is): once the residual has rotated onto
+        # not exactly monotone: once the residual has rotated onto
         # low-eigenvalue directions the kernel grows there and A(K, y) falls back slightly
         assert drop < 1e-3 * A[0]
         if eta == 1.0:

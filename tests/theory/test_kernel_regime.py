@@ -5,8 +5,8 @@ import pytest
 from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
-from ntkdyn.theory.kernel_regime import (FrozenKernelRegime, gradient_flow_filter, kernel_regression,
-                                  spectral_filter)
+from ntkdyn.theory.kernel_regime import (FrozenKernelRegime, gradient_flow_filter,
+                                         kernel_regression, spectral_filter)
 
 
 def _kernel(n, rng, rank=None, extra=0):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from ntkdyn.numerics import hessian as hs
+from ntkdyn import numerics as hs  # the Hessian entry points are re-exported there
 from ntkdyn.base.activations import ACTIVATIONS
 from ntkdyn.numerics.kernels import empirical_ntk
 from ntkdyn.numerics.networks import MLP
@@ -38,7 +38,8 @@ def test_unit_eigenvalues_match_2x2_blocks_and_numerics():
     params = net.init(rng)
     x = rng.standard_normal(D)
     z = (params[0] @ x) / math.sqrt(D)
-    lp, lm = lin.unit_eigenvalues(params[1][0], TANH.dphi(z), TANH.d2phi(z), np.linalg.norm(x), m, D)
+    lp, lm = lin.unit_eigenvalues(params[1][0], TANH.dphi(z), TANH.d2phi(z), np.linalg.norm(x),
+                                  m, D)
     p, q = hs.two_layer_unit_blocks(net, params, x)
     for j in range(m):
         ev = np.linalg.eigvalsh([[p[j], q[j]], [q[j], 0.0]])

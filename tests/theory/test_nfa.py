@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ntkdyn.numerics import features as F
-from ntkdyn.numerics.data import low_rank_task
 from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.synthetic import low_rank_task
 from ntkdyn.numerics.training import gradient_descent
 from ntkdyn.theory import nfa as T
 
@@ -137,7 +137,7 @@ def test_simulation_approaches_the_prediction_at_small_t(activation):
                           record={"nfa": F.nfa_observable(p0, layers)})
     measured = tr.observables["nfa"][1:, 1]  # (steps, layers), step 0 dropped
     err = np.abs(measured - pred)
-    assert np.all(err[0] < 0.05 * pred)  # the 5 % target at small t
+    assert np.all(err[0] < 0.05 * pred)  # within 5 % at small t
     assert np.all(err[-1] < 0.05 * pred)
     if activation == "relu":
         return  # ReLU masks flip one by one: the error is O(t) only on average

@@ -77,7 +77,8 @@ def test_cross_kernel_is_consistent_with_the_joint_kernel():
 @pytest.mark.parametrize("activation,depth,scale,width,tol",
                          [("relu", 2, 1.0, 8192, 0.015), ("relu", 3, 1.0, 2048, 0.03),
                           ("erf", 2, 1.5, 8192, 0.015), ("erf", 3, 1.0, 2048, 0.03)])
-def test_monte_carlo_wide_networks_converge_to_the_infinite_ntk(activation, depth, scale, width, tol):
+def test_monte_carlo_wide_networks_converge_to_the_infinite_ntk(activation, depth, scale, width,
+                                                                 tol):
     X = np.random.default_rng(2).standard_normal((6, 4))
     net = MLP([4] + [width] * (depth - 1) + [1], activation, init_scale=scale)
     K = np.mean([empirical_ntk(net, net.init(s), X) for s in range(8)], axis=0)

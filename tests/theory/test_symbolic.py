@@ -5,7 +5,8 @@ import pytest
 import sympy as sp
 from scipy.integrate import solve_ivp
 
-from ntkdyn.theory import deep_linear as dl
+from ntkdyn.theory import deep_linear_kernels as dlk
+from ntkdyn.theory import deep_linear_modes as dl
 from ntkdyn.theory import kernel_evolution as ke
 from ntkdyn.theory import symbolic as sym
 
@@ -39,7 +40,7 @@ def test_lambdified_rhs_matches_numpy_rhs(depth):
     lam = rng.uniform(0.2, 2, 50)
     expected = depth * u ** (2 - 2 / depth) * (s - lam * u)
     np.testing.assert_allclose(rhs(u, s, lam), expected, rtol=1e-12)
-    # the chain rule through the per-layer flow of theory.deep_linear gives the same
+    # the chain rule through the per-layer flow of theory.deep_linear_modes gives the same
     a = dl.balanced_strengths(u, depth)
     da = dl.ode_rhs(0.0, a, s, lam, depth)
     np.testing.assert_allclose(depth * u / a[0] * da[0], expected, rtol=1e-10)
@@ -82,7 +83,8 @@ def test_alignment_formulas_agree_with_numeric():
     A, A_final, ok = sym.whitened_final_alignment()
     assert ok
     L, D = sp.symbols("L D", positive=True)
-    assert float(A_final.subs({L: 3, D: 20})) == pytest.approx(dl.final_alignment(3, 20), rel=1e-14)
+    assert float(A_final.subs({L: 3, D: 20})) == pytest.approx(dlk.final_alignment(3, 20),
+                                                               rel=1e-14)
     iso, spike, ok = sym.rank_one_ntk_spike(4)
     a = sp.Symbol("a", positive=True)
     assert ok and sp.simplify(spike / iso) == 3 and iso == a ** 6

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from ntkdyn.numerics import kernels as nk
-from ntkdyn.numerics.data import gaussian_mixture_classes
 from ntkdyn.numerics.networks import MLP
 from ntkdyn.numerics.richness import CenteredModel, train_centered
+from ntkdyn.numerics.synthetic import gaussian_mixture_classes
 from ntkdyn.theory import two_layer_alignment as tla
 from ntkdyn.theory.relu_ntk import infinite_ntk
 
@@ -154,7 +154,7 @@ def test_alignment_rate_matches_finite_differences(task):
 
 @pytest.mark.parametrize("gamma,lr,steps", [(1.0, 1e-4, 10), (10.0, 1e-4, 1)])
 def test_initial_rate_matches_gradient_descent(gamma, lr, steps):
-    """Issue target: exact dA_c/dt at t = 0 within 10% of GD's finite difference
+    """Exact dA_c/dt at t = 0 within 10% of GD's finite difference
     when gamma * lr * steps <= 1e-3 (measured: 0.7% and 0.3%)."""
     ds = gaussian_mixture_classes(80, 12, num_classes=4, seed=0)
     net = MLP([12, 128, 4], "relu")
@@ -183,7 +183,7 @@ def test_rates_scale_with_gamma_and_vanish_when_lazy(task):
 # ------------------------------------------------------------ linear networks: no specialization
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 def test_linear_heads_mix_shared_kernels(task, depth):
-    """(D1): K_ii = sum_l w_il Phi_l for a deep linear net, any weights; w_iL = 1."""
+    """K_ii = sum_l w_il Phi_l for a deep linear net, any weights; w_iL = 1."""
     net = MLP([10] + [12] * (depth - 1) + [3], "linear")
     params = net.init(depth)
     weights, shared = tla.linear_head_kernels(params, task.X)
@@ -199,6 +199,9 @@ def test_linear_heads_mix_shared_kernels(task, depth):
     np.testing.assert_allclose(np.einsum("il,lab->iab", w, s),
                                nk.empirical_ntk(std, p, task.X, heads="each"),
                                rtol=1e-10, atol=1e-12)
+    w2, s2 = tla.linear_head_kernels(p, task.X, parameterization="standard")
+    np.testing.assert_array_equal(w2, w)
+    np.testing.assert_array_equal(s2, s)
 
 
 def test_linear_xi_vanishes_for_parallel_head_weights(task):
@@ -258,6 +261,19 @@ def test_trained_linear_net_cannot_specialise_relu_does():
 
 
 
+def test_flows_use_the_ntk_multipliers(task):
+    """The flows' c_1, c_2 are the MLP's NTK multipliers; the activation comes from the registry."""
+    W1, W2 = random_weights()
+    assert tla.flow_multipliers(W1) == MLP([10, 48, 3]).multipliers
+    net = MLP([10, 48, 3], "erf")   # any registered activation, not only relu/tanh/linear
+    feature, gated = tla.two_layer_ntk_terms(W1, W2, task.X, activation="erf")
+    np.testing.assert_allclose(feature[None] + gated,
+                               nk.empirical_ntk(net, [W1, W2], task.X, heads="each"),
+                               rtol=1e-12, atol=1e-12)
+    dW1, dW2 = tla.flow_velocity(W1, W2, task.X, task.Y, 1.0, "erf")
+    assert dW1.shape == W1.shape and dW2.shape == W2.shape
+
+
 def test_bad_input(task):
     W1, W2 = random_weights()
     with pytest.raises(ValueError, match="W1"):
@@ -266,6 +282,12 @@ def test_bad_input(task):
         tla.two_layer_ntk_terms(W1, W2[:, :5], task.X)
     with pytest.raises(ValueError, match="activation"):
         tla.two_layer_ntk_terms(W1, W2, task.X, activation="gelu")
+    with pytest.raises(ValueError, match="activation"):
+        tla.flow_velocity(W1, W2, task.X, task.Y, activation="gelu")
+    with pytest.raises(ValueError, match="activation"):
+        tla.kernel_velocity(W1, W2, task.X, W1, W2, activation="gelu")
+    with pytest.raises(ValueError, match="activation"):
+        tla.target_weighted_means(W1, task.X, task.Y, activation="gelu")
     with pytest.raises(ValueError, match="residual"):
         tla.flow_velocity(W1, W2, task.X, task.Y[:, :2])
     with pytest.raises(ValueError, match="gamma"):
@@ -304,7 +326,7 @@ def _flow_kernels(net, model, params0, X, Y, times):
 
 
 def test_second_order_flow_matches_integrated_gradient_flow(task):
-    """d/dt and d^2/dt^2 of the (R1) terms vs central differences of the exact flow (h = 1e-3)."""
+    """d/dt and d^2/dt^2 of the NTK terms vs central differences of the exact flow (h = 1e-3)."""
     net = MLP([10, 32, 3], "relu")
     params0 = net.init(1)
     gamma, h = 3.0, 1e-3

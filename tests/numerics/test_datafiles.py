@@ -7,10 +7,10 @@ import struct
 import numpy as np
 import pytest
 
-from ntkdyn.numerics import datasets
-from ntkdyn.numerics.datasets import (balanced_indices, classification_task, image_classification,
-                               load_cifar10, load_mnist, normalize_inputs, read_cifar_batch,
-                               read_idx, resolve_data_dir)
+from ntkdyn.numerics import datafiles
+from ntkdyn.numerics.datafiles import (balanced_indices, classification_task, image_classification,
+                                       load_cifar10, load_mnist, normalize_inputs, read_cifar_batch,
+                                       read_idx, resolve_data_dir)
 
 
 def idx_bytes(array, type_code=0x08):
@@ -258,7 +258,7 @@ def test_digits_optional():
         import sklearn  # noqa: F401
     except ImportError:
         with pytest.raises(FileNotFoundError, match="scikit-learn"):
-            datasets.load_digits()
+            datafiles.load_digits()
         return
     ds = image_classification("digits", 30, classes=[0, 1, 2], seed=0)
     assert ds.X.shape == (30, 64)

@@ -15,9 +15,9 @@ directly in the data directory or in the sub-folder named in brackets):
 * scikit-learn's bundled 8x8 digits, when scikit-learn is installed (an optional extra,
   not a dependency of ntkdyn).
 
-Shan & Bordelon (2021), note section 5 ("Data"): balanced class subsets, inputs normalised
-to ``||x||^2 = d``, centred one-hot targets ``y - 1/C``. Missing or malformed files raise
-``FileNotFoundError`` / ``ValueError`` naming the file and the problem.
+The preparation of the alignment experiments (after Shan & Bordelon 2021): balanced class
+subsets, inputs normalised to ``||x||^2 = d``, centred one-hot targets ``y - 1/C``. Missing or
+malformed files raise ``FileNotFoundError`` / ``ValueError`` naming the file and the problem.
 """
 from __future__ import annotations
 
@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..base.validation import as_generator, one_of, positive_int
-
-from .data import Dataset, gaussian_mixture_classes, one_hot
+from .synthetic import Dataset, gaussian_mixture_classes, one_hot
 
 ENV_VAR = "NTKDYN_DATA"
 DATASETS = ("synthetic", "mnist", "cifar10", "digits")
@@ -260,9 +259,9 @@ def balanced_indices(labels, classes, n, seed=0) -> np.ndarray:
 def normalize_inputs(X, method: str = "sphere") -> np.ndarray:
     """Normalise rows of ``X (n, d)``.
 
-    ``"sphere"``: ``x -> sqrt(d) x / ||x||`` (so ``||x||^2 = d``, note section 5; zero rows
-    stay zero); ``"standardize"``: each feature to mean 0 and standard deviation 1 over the
-    sample (constant features become 0); ``"none"``: unchanged.
+    ``"sphere"``: ``x -> sqrt(d) x / ||x||`` (so ``||x||^2 = d``; zero rows stay zero);
+    ``"standardize"``: each feature to mean 0 and standard deviation 1 over the sample
+    (constant features become 0); ``"none"``: unchanged.
     """
     one_of(method, "normalize", NORMALIZATIONS)
     X = np.asarray(X, dtype=np.float64)
@@ -281,7 +280,7 @@ def image_classification(dataset: str, n: int, classes=None, data_dir=None, spli
 
     Pixels are scaled to ``[0, 1]`` and flattened, then normalised (:func:`normalize_inputs`);
     labels are remapped to ``0..C-1`` in the order of ``classes`` (default: all ten) and
-    turned into (centred) one-hot targets by :func:`numerics.data.one_hot`.
+    turned into (centred) one-hot targets by :func:`numerics.synthetic.one_hot`.
     """
     one_of(dataset, "dataset", DATASETS[1:])
     one_of(normalize, "normalize", NORMALIZATIONS)
@@ -312,7 +311,7 @@ def classification_task(dataset: str = "synthetic", n: int = 300, num_classes: i
                         normalize: str = "sphere", **synthetic) -> Dataset:
     """The task of the alignment experiments: synthetic mixture or a real data subset.
 
-    ``"synthetic"`` is :func:`numerics.data.gaussian_mixture_classes` ``(n, d, num_classes,
+    ``"synthetic"`` is :func:`numerics.synthetic.gaussian_mixture_classes` ``(n, d, num_classes,
     **synthetic)``; a real ``dataset`` takes the first ``num_classes`` classes. With
     ``fallback`` a missing real data set falls back to the synthetic task
     (``info["source"]`` says which was used); without it the error propagates.

@@ -1,7 +1,8 @@
-"""Seeded synthetic data sets (DESIGN.md, ``data``).
+"""Seeded synthetic tasks: teachers, mixtures and low-dimensional targets drawn in memory.
 
-Every generator takes ``seed`` (an int or a ``numpy.random.Generator``) and returns a
-:class:`Dataset` with inputs ``X`` of shape ``(n, d)`` and targets ``Y`` of shape ``(n, k)``.
+Every generator takes ``seed`` (an int, a list of ints or a ``numpy.random.Generator``,
+docs/conventions.md) and returns a :class:`Dataset` with inputs ``X`` of shape ``(n, d)`` and
+targets ``Y`` of shape ``(n, k)``. Data sets read from files are :mod:`numerics.datafiles`.
 """
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..base.validation import as_array, as_generator, positive_float, positive_int
-
 from ..base.activations import get_activation
+from ..base.samplers import orthonormal_frame, sphere_inputs
+from ..base.validation import as_array, as_generator, positive_float, positive_int
 
 
 @dataclass
@@ -23,18 +24,13 @@ class Dataset:
     info: dict = field(default_factory=dict)
 
 
-def _orthonormal(rng, rows, cols):
-    """A ``rows x cols`` matrix with orthonormal columns (``rows >= cols``), Haar-distributed."""
-    q, r = np.linalg.qr(rng.standard_normal((rows, cols)))
-    return q * np.sign(np.diag(r))
-
-
 def whiten(X) -> np.ndarray:
     """Exactly whitened inputs: ``X^T X / n = I`` (requires ``n >= d``)."""
     X = as_array(X, "X", ndim=2)
     n, d = X.shape
     if n < d:
-        raise ValueError(f"X must have at least as many rows as columns to be whitened, got {X.shape}")
+        raise ValueError(f"X must have at least as many rows as columns to be whitened, "
+                         f"got {X.shape}")
     cov = X.T @ X / n
     evals, evecs = np.linalg.eigh(cov)
     if evals.min() <= 1e-12 * evals.max():
@@ -51,15 +47,18 @@ def linear_teacher(n, d, k, singular_values, seed=0, whitened=True) -> Dataset:
     """
     n, d, k = positive_int(n, "n"), positive_int(d, "d"), positive_int(k, "k")
     s = as_array(singular_values, "singular_values", ndim=1)
+    if len(s) == 0:
+        raise ValueError("singular_values must hold at least one entry")
     if len(s) > min(d, k):
-        raise ValueError(f"singular_values may have at most min(d, k) = {min(d, k)} entries, got {len(s)}")
+        raise ValueError(f"singular_values may have at most min(d, k) = {min(d, k)} entries, "
+                         f"got {len(s)}")
     if np.any(s < 0):
         raise ValueError("singular_values must be non-negative")
     rng = as_generator(seed)
     X = rng.standard_normal((n, d))
     if whitened:
         X = whiten(X)
-    U, V = _orthonormal(rng, k, len(s)), _orthonormal(rng, d, len(s))
+    U, V = orthonormal_frame(k, len(s), rng), orthonormal_frame(d, len(s), rng)
     W_star = (U * s) @ V.T
     return Dataset(X, X @ W_star.T, {"W_star": W_star, "U": U, "V": V, "singular_values": s})
 
@@ -74,15 +73,19 @@ def power_law_gaussian(n, d, exponent=1.0, seed=0, k=1, target_exponent=None) ->
     exponent = positive_float(exponent, "exponent", allow_zero=True)
     rng = as_generator(seed)
     spectrum = np.arange(1, d + 1, dtype=float) ** -exponent
-    basis = _orthonormal(rng, d, d)
+    basis = orthonormal_frame(d, d, rng)
     X = (rng.standard_normal((n, d)) * np.sqrt(spectrum)) @ basis.T
-    scale = np.ones(d) if target_exponent is None else np.arange(1, d + 1) ** (-0.5 * target_exponent)
+    scale = (np.ones(d) if target_exponent is None
+             else np.arange(1, d + 1) ** (-0.5 * target_exponent))
     beta = basis @ (scale[:, None] * rng.standard_normal((d, k)))
     return Dataset(X, X @ beta, {"spectrum": spectrum, "basis": basis, "beta": beta})
 
 
 def two_layer_teacher(n, d, width=1, k=1, activation="relu", seed=0) -> Dataset:
-    """Gaussian inputs and a random two-layer teacher ``y = a^T phi(W x / sqrt(d)) / sqrt(width)``."""
+    """Gaussian inputs and a random two-layer teacher ``y = a^T phi(W x / sqrt(d)) / sqrt(width)``.
+
+    ``W`` is ``(width, d)``, ``a`` is ``(k, width)``, both i.i.d. ``N(0, 1)``.
+    """
     n, d = positive_int(n, "n"), positive_int(d, "d")
     width, k = positive_int(width, "width"), positive_int(k, "k")
     act = get_activation(activation)
@@ -98,7 +101,8 @@ def one_hot(labels, num_classes=None, centered=True) -> np.ndarray:
     """One-hot targets ``(n, C)``; with ``centered`` each row has its class mean ``1/C`` removed."""
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be a 1-D integer array, got dtype {labels.dtype} shape {labels.shape}")
+        raise ValueError(f"labels must be a 1-D integer array, got dtype {labels.dtype} "
+                         f"shape {labels.shape}")
     C = int(labels.max()) + 1 if num_classes is None else positive_int(num_classes, "num_classes")
     if labels.min() < 0 or labels.max() >= C:
         raise ValueError(f"labels must lie in [0, {C}), got range [{labels.min()}, {labels.max()}]")
@@ -122,7 +126,7 @@ def gaussian_mixture_classes(n, d, num_classes=4, radius=5.0, offset=5.0, noise=
     offset = positive_float(offset, "offset", allow_zero=True)
     noise = positive_float(noise, "noise", allow_zero=True)
     rng = as_generator(seed)
-    basis = _orthonormal(rng, d, C + 1)
+    basis = orthonormal_frame(d, C + 1, rng)
     mu, b = basis[:, :C].T, offset * basis[:, C]
     labels = np.arange(n) % C
     rng.shuffle(labels)
@@ -145,15 +149,29 @@ def single_index_hermite(n, d, seed=0) -> Dataset:
     return Dataset(X, ((z * z - 1.0) / np.sqrt(2.0))[:, None], {"w": w})
 
 
+def sphere_tanh_teacher(n, d, seed=0) -> Dataset:
+    """``x`` uniform on the sphere of radius ``sqrt(d)``, ``y = tanh(beta . x / sqrt(d)) / 2``.
+
+    ``beta ~ N(0, I_d)`` is drawn after the inputs from the same stream. The targets lie in
+    ``(-1/2, 1/2)``, so a network with a ``tanh`` output can fit them (the transition-to-linearity
+    experiments, Liu, Zhu & Belkin 2020).
+    """
+    n, d = positive_int(n, "n"), positive_int(d, "d")
+    rng = as_generator(seed)
+    X = sphere_inputs(n, d, rng)
+    beta = rng.standard_normal(d)
+    return Dataset(X, 0.5 * np.tanh(X @ beta / np.sqrt(d))[:, None], {"beta": beta})
+
+
 def low_rank_task(n, d=20, seed=0) -> Dataset:
-    """``y = z_1 z_2 + relu(z_3)``, ``z = U^T x`` for an orthonormal ``d x 3`` ``U``, ``x ~ N(0, I_d)``.
+    """``y = z_1 z_2 + relu(z_3)``, ``z = U^T x``, orthonormal ``U (d, 3)``, ``x ~ N(0, I_d)``.
 
     The synthetic task of the neural-feature-ansatz experiments: the target depends on a
     3-dimensional subspace, which the AGOP should reveal.
     """
     n, d = positive_int(n, "n"), positive_int(d, "d", minimum=3)
     rng = as_generator(seed)
-    U = _orthonormal(rng, d, 3)
+    U = orthonormal_frame(d, 3, rng)
     X = rng.standard_normal((n, d))
     z = X @ U
     return Dataset(X, (z[:, 0] * z[:, 1] + np.maximum(z[:, 2], 0.0))[:, None], {"U": U})

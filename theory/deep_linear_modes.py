@@ -1,33 +1,29 @@
-"""Deep linear networks: singular-mode dynamics, their NTK and its alignment with the task.
+"""Deep linear networks: the singular-mode dynamics of gradient flow.
 
 Network ``f(x) = V_L ... V_1 x`` with ``V_l = c_l W_l`` (``c_l = 1`` in the standard
-parameterization, ``c_l = 1/sqrt(n_{l-1})`` in the NTK parameterization), loss
-``1/(2n) sum_i ||f(x_i) - y_i||^2`` and gradient-flow time ``t`` (``t = lr * steps``).
-With input covariance ``Sigma_xx = X^T X / n = V diag(lam) V^T`` and input-output correlation
+parameterization, ``c_l = 1/sqrt(n_{l-1})`` in the NTK parameterization; loss and
+gradient-flow time ``t = lr * steps`` as in docs/conventions.md). With input covariance
+``Sigma_xx = X^T X / n = V diag(lam) V^T`` and input-output correlation
 ``Sigma_yx = Y^T X / n = U diag(s) V^T`` the decoupled ("silent-alignment") solutions
 ``W_1 = R_2 diag(a_1) V^T``, ..., ``W_L = U diag(a_L) R_L^T`` reduce gradient flow to one
-ODE per mode (Saxe, McClelland & Ganguli 2014; ``papers/shan_bordelon.md`` sec. 4, eq. D2)::
+ODE per mode (Saxe, McClelland & Ganguli 2014; Shan & Bordelon 2021, sec. 5), in the standard
+parameterization::
 
     da_l/dt = (prod_{k != l} a_k) (s - lam u),     u = prod_l a_l,
     du/dt   = L u^(2 - 2/L) (s - lam u)            (balanced: a_l = u^(1/L)),
 
-derived symbolically in :mod:`theory.symbolic`. Closed forms exist for ``L = 1``
+derived symbolically in :mod:`ntkdyn.theory.symbolic`. Closed forms exist for ``L = 1``
 (``u = s/lam + (u0 - s/lam) e^(-lam t)``) and ``L = 2`` (Saxe's logistic
-``u = s e^(2st) / (lam (e^(2st) - 1) + s/u0)``); deeper networks are integrated with
-``scipy.integrate.solve_ivp`` (BDF with a diagonal Jacobian) for many modes at once.
-
-The module also gives the NTK of a deep linear network (exact and layer-wise, eq. D1) from
-its weights or from mode strengths, kernel-target alignment, and the alignment predicted for
-whitened inputs: ``1/sqrt(D)`` at small strengths (or for ``L = 1``) and
-``A_inf = L / sqrt(L^2 + D - 1)`` once the task mode is learned (verified in
-:func:`theory.symbolic.whitened_final_alignment`; the note's formula is right).
+``u = s e^(2st) / (lam (e^(2st) - 1) + s/u0)``); for ``L >= 3`` the exact implicit solution
+is inverted by Newton's method, or the ODE is integrated with ``scipy.integrate.solve_ivp``
+(BDF with a diagonal Jacobian) for many modes at once.
 
 In the NTK parameterization a balanced linear network follows the same mode ODE in the time
 ``C^(2/L) t`` with ``C = prod_l n_{l-1}^(-1/2)`` (:func:`ntk_time_factor`); per layer the
 learning rate is multiplied by that layer's ``1/n_{l-1}`` only.
 
-STYLE habit 1: :func:`ode_rhs`, :func:`initial_state`, :func:`closed_form`,
-:func:`observables`.
+The NTK of these networks and its alignment with the task are in
+:mod:`ntkdyn.theory.deep_linear_kernels`.
 """
 from __future__ import annotations
 
@@ -37,14 +33,13 @@ from scipy.integrate import quad, solve_ivp
 from scipy.special import expit as _expit
 from scipy.special import log_expit as _log_expit
 
-from ..base.alignment import alignment
 from ..base.validation import as_array, one_of, positive_float, positive_int
+from .parameterization import PARAMETERIZATIONS
 
 __all__ = [
     "ode_rhs",
     "initial_state",
     "closed_form",
-    "observables",
     "mode_dynamics",
     "implicit_solution",
     "layer_dynamics",
@@ -54,16 +49,7 @@ __all__ = [
     "ntk_time_factor",
     "growing_component_u0",
     "task_modes",
-    "ntk_from_weights",
-    "ntk_from_modes",
-    "kernel_alignment",
-    "initial_kernel_scale",
-    "alignment_whitened",
-    "final_alignment",
-    "alignment_general",
 ]
-
-_HEADS = ("sum", "each", "full")
 
 
 # ------------------------------------------------------------------ input checks
@@ -101,7 +87,7 @@ def ode_rhs(t, a, s, lam, depth: int):
     """Right-hand side of the per-layer mode flow, vectorised over modes.
 
     ``a`` has shape ``(L, m)`` (or is its flattening): ``da_l/dt = (prod_{k != l} a_k)(s - lam u)``
-    with ``u = prod_l a_l`` (eq. D2 before balancing; Saxe et al. 2014 eq. 6).
+    with ``u = prod_l a_l`` (the mode flow before balancing; Saxe et al. 2014 eq. 6).
     Products over ``k != l`` use prefix/suffix products, so zero strengths are allowed.
     """
     A = np.reshape(a, (depth, -1))
@@ -307,7 +293,7 @@ def mode_dynamics(s, u0, depth, t, lam=1.0, method: str = "implicit", rtol: floa
                   atol: float = 1e-12) -> np.ndarray:
     """End-to-end mode strengths ``u_alpha(t)`` of a depth-``L`` linear net from a balanced start.
 
-    Solves ``du/dt = L u^(2-2/L) (s - lam u)`` (eq. D2; gradient-flow time of the loss
+    Solves ``du/dt = L u^(2-2/L) (s - lam u)`` (module docstring; gradient-flow time of the loss
     ``1/(2n) sum ||f - y||^2``, standard parameterization) for every mode at once.
 
     Parameters
@@ -392,7 +378,7 @@ def layer_dynamics(s, a0, t, lam=1.0, rtol: float = 1e-10, atol: float = 1e-12,
     """Per-layer strengths ``a_l(t)`` from any (possibly unbalanced) start.
 
     Integrates ``da_l/dt = (prod_{k != l} a_k)(s - lam prod_k a_k)`` for all modes at once;
-    ``a_i^2 - a_j^2`` is conserved (:func:`theory.symbolic.conservation_laws`).
+    ``a_i^2 - a_j^2`` is conserved (:func:`ntkdyn.theory.symbolic.conservation_laws`).
 
     Parameters
     ----------
@@ -435,7 +421,7 @@ def layer_dynamics(s, a0, t, lam=1.0, rtol: float = 1e-10, atol: float = 1e-12,
 
 
 def mode_time(s, u0, u, depth: int, lam=1.0) -> np.ndarray:
-    """Exact time for a balanced mode to go from ``u0`` to ``u`` (implicit solution of D2).
+    """Exact time for a balanced mode to go from ``u0`` to ``u`` (implicit solution of its ODE).
 
     ``t(u) = int_{u0}^{u} du' / (L u'^(2-2/L) (s - lam u'))
            = int_{a0}^{a} da / (a^(L-1) (s - lam a^L))``  with ``a = u^(1/L)``;
@@ -470,8 +456,8 @@ def escape_time(s, u0, depth: int) -> np.ndarray:
     """Plateau-escape time ``t* = u0^(-(L-2)/L) / (s (L - 2))`` for ``L >= 3`` and small ``u0``.
 
     From ``da/dt ~ s a^(L-1)`` while ``a^L << s``: ``a^(2-L) = a0^(2-L) - (L-2) s t`` blows up
-    at ``t*`` (``papers/shan_bordelon.md`` sec. 4). For ``L = 2`` returns the logistic
-    half-time ``log(s/u0 - 1) / (2s)`` (needs ``u0 < s/2``).
+    at ``t*``. For ``L = 2`` returns the logistic half-time ``log(s/u0 - 1) / (2s)`` (needs
+    ``u0 < s/2``).
     """
     depth = positive_int(depth, "depth", minimum=2)
     s = _singular_values(s)
@@ -491,9 +477,10 @@ def ntk_time_factor(widths, parameterization: str = "ntk") -> float:
     ``C = prod_{l=0}^{L-1} n_l^(-1/2)``, and for raw weights balanced in each mode
     ``du/dt = C^(2/L) L u^(2-2/L)(s - lam u)``, so ``c = (prod_{l<L} 1/n_l)^(1/L)``, the geometric
     mean of the per-layer learning-rate factors ``1/n_{l-1}`` (derived in
-    :func:`theory.symbolic.ntk_time_rescaling`). Strengths ``u`` are those of the end-to-end map.
+    :func:`ntkdyn.theory.symbolic.ntk_time_rescaling`). Strengths ``u`` are those of the
+    end-to-end map.
     """
-    one_of(parameterization, "parameterization", ("ntk", "standard"))
+    one_of(parameterization, "parameterization", PARAMETERIZATIONS)
     widths = [positive_int(w, f"widths[{i}]") for i, w in enumerate(widths)]
     if len(widths) < 2:
         raise ValueError("widths must have at least 2 entries [d, ..., k]")
@@ -528,7 +515,7 @@ def task_modes(X, Y, whiten_tol: float = 1e-8, require_whitened: bool = True):
     """Singular modes of ``Sigma_yx = Y^T X / n``: ``(s, U (k, m), V (d, m))``.
 
     With ``require_whitened`` (the default), ``Sigma_xx = X^T X / n`` must equal the
-    identity to ``whiten_tol`` (max-abs), as eq. D2 with ``lam = 1`` assumes; otherwise a
+    identity to ``whiten_tol`` (max-abs), as the mode ODE with ``lam = 1`` assumes; otherwise a
     ``ValueError`` says so.
     """
     X = as_array(X, "X", ndim=2)
@@ -545,221 +532,3 @@ def task_modes(X, Y, whiten_tol: float = 1e-8, require_whitened: bool = True):
                              f"exceeds whiten_tol={whiten_tol:g}")
     U, s, Vt = np.linalg.svd(Y.T @ X / n, full_matrices=False)
     return s, U, Vt.T
-
-
-# ------------------------------------------------------------------ kernels
-def _check_heads(heads):
-    return one_of(heads, "heads", _HEADS)
-
-
-def _reduce_heads(M_list, G_list, heads):
-    """``K = sum_l M_l (x) G_l`` in the requested head layout."""
-    if heads == "full":
-        return sum(M[:, :, None, None] * G[None, None] for M, G in zip(M_list, G_list))
-    if heads == "each":
-        return sum(np.diag(M)[:, None, None] * G[None] for M, G in zip(M_list, G_list))
-    return sum(np.trace(M) * G for M, G in zip(M_list, G_list))
-
-
-def ntk_from_weights(weights, X, multipliers=None, heads: str = "sum") -> np.ndarray:
-    """Exact NTK of the linear network ``f(x) = c_L W_L ... c_1 W_1 x`` on ``X`` (eq. D1).
-
-    ``K_ij(x, x') = sum_l c_l^2 [P_l P_l^T]_ij (Q_l x).(Q_l x')`` with
-    ``P_l = V_L ... V_{l+1}`` (``P_L = I``), ``Q_l = V_{l-1} ... V_1`` (``Q_1 = I``),
-    ``V_l = c_l W_l``: the gradient of ``f_i`` with respect to ``W_l`` is
-    ``c_l P_l[i]^T (Q_l x)^T``. Computed layer-wise with matrix products, never a Jacobian.
-
-    Parameters
-    ----------
-    weights : list of 2-D arrays
-        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``.
-    X : array_like, shape (n, d)
-    multipliers : sequence of float, optional
-        ``c_l``; default all ones (standard parameterization).
-    heads : {"sum", "each", "full"}
-        ``(n, n)`` summed over heads ``sum_i K_ii``, ``(k, n, n)`` per head, or ``(k, k, n, n)``.
-    """
-    _check_heads(heads)
-    if not isinstance(weights, (list, tuple)) or len(weights) == 0:
-        raise TypeError("weights must be a non-empty list of 2-D arrays [W_1, ..., W_L]")
-    Ws = [as_array(W, f"weights[{l}]", ndim=2) for l, W in enumerate(weights)]
-    X = as_array(X, "X", ndim=2)
-    depth = len(Ws)
-    if X.shape[1] != Ws[0].shape[1]:
-        raise ValueError(f"X must have {Ws[0].shape[1]} columns, got shape {X.shape}")
-    for l in range(1, depth):
-        if Ws[l].shape[1] != Ws[l - 1].shape[0]:
-            raise ValueError(f"weights[{l}] has shape {Ws[l].shape}, incompatible with "
-                             f"weights[{l - 1}] of shape {Ws[l - 1].shape}")
-    c = np.ones(depth) if multipliers is None else as_array(multipliers, "multipliers", ndim=1)
-    if c.shape != (depth,):
-        raise ValueError(f"multipliers must have {depth} entries, got {c.shape}")
-    Vs = [cl * W for cl, W in zip(c, Ws)]
-    H = [X]
-    for V in Vs[:-1]:
-        H.append(H[-1] @ V.T)
-    k = Vs[-1].shape[0]
-    P = [None] * depth
-    P[-1] = np.eye(k)
-    for l in range(depth - 2, -1, -1):
-        P[l] = P[l + 1] @ Vs[l + 1]
-    M_list = [Pl @ Pl.T for Pl in P]
-    G_list = [c[l] ** 2 * (H[l] @ H[l].T) for l in range(depth)]
-    return _reduce_heads(M_list, G_list, heads)
-
-
-def ntk_from_modes(a, X, V, U, heads: str = "sum") -> np.ndarray:
-    """NTK of a decoupled deep linear network from its per-layer mode strengths (eq. D1).
-
-    For ``W_1 = R_2 diag(a_1) V^T``, ``W_l = R_{l+1} diag(a_l) R_l^T``, ``W_L = U diag(a_L) R_L^T``
-    (standard parameterization; any orthonormal ``R_l``)::
-
-        K_ij(x, x') = sum_l M^l_ij G^l(x, x'),
-        M^l = U diag(prod_{k>l} a_k^2) U^T  (l < L),   M^L = I_k,
-        G^l = x^T V diag(prod_{k<l} a_k^2) V^T x'  (l > 1),   G^1 = x.x'.
-
-    Balanced scalar-output modes give ``u^(2(L-1)/L) [x.x' + (L-1)(v.x)(v.x')]`` (eq. D3).
-
-    Parameters
-    ----------
-    a : array_like, shape (L, m)
-        Per-layer strengths (see :func:`balanced_strengths`).
-    X : array_like, shape (n, d)
-    V : array_like, shape (d, m)
-        Orthonormal input directions.
-    U : array_like, shape (k, m)
-        Orthonormal output directions.
-    heads : {"sum", "each", "full"}
-    """
-    _check_heads(heads)
-    a = as_array(a, "a", ndim=2)
-    X = as_array(X, "X", ndim=2)
-    V = as_array(V, "V", ndim=2)
-    U = as_array(U, "U", ndim=2)
-    depth, m = a.shape
-    if V.shape != (X.shape[1], m):
-        raise ValueError(f"V must have shape ({X.shape[1]}, {m}), got {V.shape}")
-    if U.shape[1] != m:
-        raise ValueError(f"U must have {m} columns, got shape {U.shape}")
-    for name, B in (("V", V), ("U", U)):
-        if np.max(np.abs(B.T @ B - np.eye(m))) > 1e-8:
-            raise ValueError(f"{name} must have orthonormal columns")
-    k = U.shape[0]
-    a2 = a ** 2
-    XV = X @ V
-    M_list, G_list = [], []
-    for l in range(depth):  # l is 0-based: layer l+1
-        above = np.prod(a2[l + 1:], axis=0)
-        below = np.prod(a2[:l], axis=0)
-        M_list.append(np.eye(k) if l == depth - 1 else (U * above) @ U.T)
-        G_list.append(X @ X.T if l == 0 else (XV * below) @ XV.T)
-    return _reduce_heads(M_list, G_list, heads)
-
-
-def kernel_alignment(K, Y) -> float:
-    """Uncentred kernel-target alignment ``<K, Y Y^T>_F / (||K||_F ||Y Y^T||_F)``.
-
-    For a scalar target this is ``y^T K y / (||K||_F ||y||^2)`` (Cristianini et al. 2002);
-    the same function as :func:`theory.alignment.alignment` with ``centered=False``.
-    """
-    return alignment(K, Y, centered=False)
-
-
-def initial_kernel_scale(widths, init_scale: float, parameterization: str = "standard") -> float:
-    """Expected NTK at initialisation, per head, in units of ``X X^T``: ``E K_0 = c X X^T``.
-
-    For i.i.d. ``N(0, sigma^2)`` weights, ``E[P_l P_l^T] = prod_{k>l} (sigma^2 n_{k-1}) I`` and
-    ``E[Q_l^T Q_l] = prod_{k<l} (sigma^2 n_k) I``, so every layer contributes the same
-    ``sigma^(2(L-1)) prod_{l=1}^{L-1} n_l`` and ``c = L sigma^(2(L-1)) prod(hidden widths)``,
-    times ``prod_{l<L} 1/n_l`` in the NTK parameterization. ``widths = [d, n_1, ..., k]``.
-    """
-    one_of(parameterization, "parameterization", ("ntk", "standard"))
-    widths = [positive_int(w, f"widths[{i}]") for i, w in enumerate(widths)]
-    if len(widths) < 2:
-        raise ValueError("widths must have at least 2 entries [d, ..., k]")
-    sigma = positive_float(init_scale, "init_scale")
-    depth = len(widths) - 1
-    hidden = np.prod(np.asarray(widths[1:-1], dtype=np.float64))
-    c = depth * sigma ** (2 * (depth - 1)) * hidden
-    if parameterization == "ntk":
-        c /= np.prod(np.asarray(widths[:-1], dtype=np.float64))
-    return float(c)
-
-
-def alignment_whitened(depth: int, dim: int, u, bulk=0.0) -> np.ndarray:
-    """Alignment of ``K = (bulk + w) X X^T + (L-1) w (X v)(X v)^T`` with ``y = X beta``.
-
-    ``v = beta_hat``.
-
-    ``w = u^(2-2/L)`` is the spike scale of a balanced scalar-output mode of strength ``u``
-    (eq. D3) and ``bulk`` an isotropic remainder (e.g. the initial kernel
-    :func:`initial_kernel_scale`). For whitened inputs (``X^T X = n I_D``)
-    ``A = (alpha + gamma) / sqrt(alpha^2 D + 2 alpha gamma + gamma^2)`` with
-    ``alpha = bulk + w``, ``gamma = (L-1) w`` (:func:`theory.symbolic.whitened_final_alignment`);
-    ``bulk = 0`` gives ``L / sqrt(L^2 + D - 1)`` and ``w << bulk`` gives ``1/sqrt(D)``.
-    """
-    depth = positive_int(depth, "depth")
-    dim = positive_int(dim, "dim")
-    u = as_array(u, "u")
-    if np.any(u < 0):
-        raise ValueError("u must be >= 0")
-    bulk = positive_float(bulk, "bulk", allow_zero=True)
-    w = u ** (2.0 - 2.0 / depth)
-    alpha = bulk + w
-    gamma = (depth - 1) * w
-    den = np.sqrt(alpha ** 2 * dim + 2 * alpha * gamma + gamma ** 2)
-    if np.any(den == 0):
-        raise ValueError("alignment undefined: zero kernel (u = 0 and bulk = 0)")
-    return (alpha + gamma) / den
-
-
-def final_alignment(depth, dim) -> np.ndarray | float:
-    """Predicted final alignment ``A_inf = L / sqrt(L^2 + D - 1)``.
-
-    Whitened inputs, scalar output, small initialisation.
-
-    Verified: symbolically (:func:`theory.symbolic.whitened_final_alignment`) and numerically in
-    the tests against the kernel of a trained balanced network.
-    """
-    L = np.asarray(depth, dtype=np.float64)
-    D = np.asarray(dim, dtype=np.float64)
-    if np.any(L < 1) or np.any(L != np.round(L)):
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-    if np.any(D < 1) or np.any(D != np.round(D)):
-        raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
-    out = L / np.sqrt(L ** 2 + D - 1)
-    return float(out) if out.ndim == 0 else out
-
-
-def alignment_general(G, y, beta_norm: float, depth: int) -> float:
-    """Alignment after learning for non-whitened data (``papers/shan_bordelon.md`` sec. 4).
-
-    ``K ∝ G + (L-1) S`` with ``G = X X^T`` and ``S = y y^T / ||beta*||^2``::
-
-        A = [y^T G y + (L-1)||y||^4/b^2] /
-            (||y||^2 sqrt(||G||_F^2 + 2(L-1) y^T G y / b^2 + (L-1)^2 ||y||^4 / b^4)),
-
-    ``b = ||beta*||``; ``depth = 1`` gives the initial ``A(G, y)``.
-    """
-    G = as_array(G, "G", ndim=2)
-    y = as_array(y, "y", ndim=1)
-    b = positive_float(beta_norm, "beta_norm")
-    depth = positive_int(depth, "depth")
-    if G.shape != (y.size, y.size):
-        raise ValueError(f"G must be ({y.size}, {y.size}), got {G.shape}")
-    yy = float(y @ y)
-    yGy = float(y @ G @ y)
-    c = depth - 1
-    num = yGy + c * yy ** 2 / b ** 2
-    den = yy * np.sqrt(np.sum(G ** 2) + 2 * c * yGy / b ** 2 + c ** 2 * yy ** 2 / b ** 4)
-    return float(num / den)
-
-
-def observables(u, depth: int, dim: int, bulk=0.0) -> dict:
-    """Observables of scalar-output whitened mode trajectories ``u(t)`` (any shape).
-
-    Returns ``{"u": u, "spike": u^(2-2/L), "alignment": alignment_whitened(...)}``.
-    """
-    u = as_array(u, "u")
-    return {"u": u, "spike": u ** (2.0 - 2.0 / positive_int(depth, "depth")),
-            "alignment": alignment_whitened(depth, dim, u, bulk)}

@@ -1,0 +1,120 @@
+"""Finite deep linear networks in the singular-mode basis of a linear task.
+
+For a task ``Sigma_yx = U diag(s) V^T`` (Saxe, McClelland & Ganguli 2014; Shan & Bordelon 2021,
+sec. 4) a linear network ``f(x) = W_L ... W_1 x`` (standard parameterization) is measured by its
+end-to-end mode strengths ``u_alpha = u_alpha^T W_L ... W_1 v_alpha``, which the balanced mode
+ODE of :mod:`ntkdyn.theory.deep_linear_modes` predicts. This module builds the decoupled
+initialisation that makes GD follow that ODE mode by mode, reads the strengths off trained
+weights, and aligns simulated trajectories with the ODE by a per-mode time shift.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from ..base.samplers import orthonormal_frame
+from ..base.validation import as_array, positive_float, positive_int
+from ..theory.deep_linear_modes import mode_dynamics, mode_time
+
+
+def decoupled_init(depth: int, U, V, hidden: int, a0: float, seed) -> list[np.ndarray]:
+    """Balanced decoupled weights with every mode at per-layer strength ``a0``.
+
+    ``W_1 = a0 R_2 V^T``, ``W_l = a0 R_{l+1} R_l^T``, ``W_L = a0 U R_L^T`` with Haar-random
+    orthonormal frames ``R_l`` of shape ``(hidden, m)``; the end-to-end strength of every mode
+    is ``a0^L``.
+
+    Parameters
+    ----------
+    depth : int
+        Number of weight matrices ``L``.
+    U : array_like, shape (k, m)
+        Orthonormal output directions of the task.
+    V : array_like, shape (d, m)
+        Orthonormal input directions of the task.
+    hidden : int
+        Width of every hidden layer (``>= m``).
+    a0 : float
+        Per-layer strength.
+    seed : int, sequence of int or numpy.random.Generator
+        Draws the frames (a Generator's stream is continued).
+    """
+    depth = positive_int(depth, "depth")
+    hidden = positive_int(hidden, "hidden")
+    a0 = positive_float(a0, "a0")
+    U = as_array(U, "U", ndim=2)
+    V = as_array(V, "V", ndim=2)
+    m = U.shape[1]
+    if V.shape[1] != m:
+        raise ValueError(f"V must have {m} columns like U, got shape {V.shape}")
+    R = [None] + [orthonormal_frame(hidden, m, seed) for _ in range(depth - 1)]
+    Ws = []
+    for l in range(depth):
+        left = U if l == depth - 1 else R[l + 1]
+        right = V if l == 0 else R[l]
+        Ws.append(a0 * left @ right.T)
+    return Ws
+
+
+def mode_strengths(params, U, V) -> np.ndarray:
+    """``u_alpha = u_alpha^T W_L ... W_1 v_alpha`` for every mode, shape ``(m,)``.
+
+    ``params = [W_1, ..., W_L]``; ``U`` ``(k, m)`` and ``V`` ``(d, m)`` the task's singular
+    directions.
+    """
+    W = params[0]
+    for Wl in params[1:]:
+        W = Wl @ W
+    return np.einsum("ka,kd,da->a", U, W, V)
+
+
+def fit_time_shifts(s, depth: int, t, u, lam=1.0):
+    """Best time shift per mode: ``min_tau max_t |u_gd(t) - u_ode(t + tau)| / (s / lam)``.
+
+    The reference ODE solution starts at ``u0 = 1e-9 s / lam`` (below any simulated strength),
+    so the shifts ``tau`` are positive; the search starts at the difference of half-times.
+    A fitted shift absorbs any error of the ODE's time scale: use it to compare shapes, not
+    rates.
+
+    Parameters
+    ----------
+    s : array_like, shape (m,)
+        Singular values of the task.
+    depth : int
+        Number of weight matrices ``L``.
+    t : array_like, shape (T,)
+        Recorded gradient-flow times.
+    u : array_like, shape (T, m)
+        Simulated mode strengths.
+    lam : float or array_like, shape (m,)
+        Input variances along the modes (1 for whitened inputs).
+
+    Returns
+    -------
+    shifts : (m,), shifted ODE solutions ``(T, m)``, errors ``(m,)``.
+    """
+    m = len(s)
+    lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), (m,))
+    fixed = s / lam
+    u_ref0 = 1e-9 * fixed
+    t_half_ref = mode_time(s, u_ref0, fixed / 2, depth, lam)
+    shifts, errs = np.empty(m), np.empty(m)
+    shifted = np.empty_like(u)
+    for a in range(m):
+        above = np.nonzero(u[:, a] >= fixed[a] / 2)[0]
+        t_half = t[above[0]] if above.size else t[-1]
+        tau0 = t_half_ref[a] - t_half
+
+        def ode(tau, a=a):
+            times = np.maximum(t + tau, 0.0)
+            return mode_dynamics([s[a]], u_ref0[a], depth, times, lam=lam[a])[:, 0]
+
+        def err(tau, a=a):
+            return np.max(np.abs(u[:, a] - ode(tau))) / fixed[a]
+
+        width = 0.5 * t_half + 1.0
+        res = minimize_scalar(err, bounds=(max(tau0 - width, 0.0), tau0 + width), method="bounded",
+                              options={"xatol": 1e-6})
+        shifts[a], errs[a] = res.x, res.fun
+        shifted[:, a] = ode(res.x)
+    return shifts, shifted, errs
