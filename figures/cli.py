@@ -41,32 +41,52 @@ def _progress(items, desc, quiet):
 
 def cmd_list(args) -> int:
     from .registry import experiments
-    for name, module in experiments().items():
-        print(f"{name:<28s} {module.DESCRIPTION}" if args.long else name)
+    for name, experiment in experiments().items():
+        print(f"{name:<28s} {experiment.description}" if args.long else name)
+    return 0
+
+
+def _config_name(args) -> str:
+    if args.paper and args.config not in (None, "paper"):
+        raise ValueError(f"--paper contradicts --config {args.config}")
+    return "paper" if args.paper else (args.config or "quick")
+
+
+def _report_failures(records) -> int:
+    """Exit status 1, with the failing checks on stderr, when any record is not ok."""
+    failed = [f"{r['experiment']}: {f}" for r in records for f in r["failures"]]
+    if failed:
+        print(f"ntkdyn: {len(failed)} check(s) failed:", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_run(args) -> int:
     from .runner import run_experiment
-    run_experiment(args.name, paper=args.paper, out=args.out,
-                   overrides=_parse_overrides(args.set), use_cache=not args.no_cache,
-                   verbose=not args.quiet, scheduler=args.scheduler, workers=args.workers,
-                   progress=_show_progress(args.quiet))
-    return 0
+    record = run_experiment(args.name, out=args.out, config_name=_config_name(args),
+                            overrides=_parse_overrides(args.set), use_cache=not args.no_cache,
+                            verbose=not args.quiet, scheduler=args.scheduler,
+                            workers=args.workers, progress=_show_progress(args.quiet))
+    return _report_failures([record])
 
 
 def cmd_all(args) -> int:
     from .registry import experiments
     from .runner import run_experiment
-    failed = []
+    config_name = _config_name(args)
+    records = []
     for name in _progress(list(experiments()), "experiments", args.quiet):
-        record = run_experiment(name, paper=args.paper, out=args.out,
+        record = run_experiment(name, out=args.out, config_name=config_name,
                                 use_cache=not args.no_cache, verbose=not args.quiet,
                                 scheduler=args.scheduler, workers=args.workers)
-        failed += [f"{name}.{k}" for k, ok in record["holds"].items() if not ok]
-    if failed:
-        print(f"ntkdyn: {len(failed)} agreement target(s) not met: {', '.join(failed)}")
-    return 0
+        records.append(record)
+        if not record["ok"] and not args.keep_going:
+            print(f"ntkdyn: {name} failed; stopping (use --keep-going to run the rest)",
+                  file=sys.stderr)
+            break
+    return _report_failures(records)
 
 
 def cmd_bench(args) -> int:
@@ -126,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--set", action="append", metavar="KEY=VALUE",
                            help="override one configuration value (JSON value)")
         p.add_argument("--paper", action="store_true", help="paper-scale configuration")
+        p.add_argument("--config", choices=("smoke", "quick", "paper"), default=None,
+                       help="configuration: smoke (seconds), quick (default), paper")
+        if name == "all":
+            p.add_argument("--keep-going", action="store_true",
+                           help="run every experiment even after one fails")
         p.add_argument("--out", default="out", help="output folder (default: ./out)")
         p.add_argument("--no-cache", action="store_true", help="recompute cached results")
         p.add_argument("--quiet", action="store_true", help="no progress or agreement output")

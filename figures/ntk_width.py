@@ -13,11 +13,16 @@ import numpy as np
 from ..base.samplers import sphere_inputs
 from ..numerics.kernels import empirical_ntk
 from ..numerics.networks import MLP
-from ..theory.relu_ntk import infinite_ntk
+from ..theory.relu_ntk import NTK_FLUCTUATION_EXPONENT, infinite_nngp, infinite_ntk
+from .experiment import Control, Experiment, agreement, around, at_most, observation
 
 NAME = "ntk-width"
 DESCRIPTION = "empirical NTK of ReLU MLPs vs the infinite-width NTK: error ~ width^(-1/2)"
 
+SMOKE = {
+    "n": 16, "d": 8, "depths": [2, 3], "log2_widths": [6, 7, 8, 9, 10, 11], "seeds": 2,
+    "activation": "relu", "seed": 0,
+}
 QUICK = {
     "n": 32, "d": 16, "depths": [2, 3], "log2_widths": [6, 7, 8, 9, 10, 11, 12, 13, 14],
     "seeds": 3, "activation": "relu", "seed": 0,
@@ -26,47 +31,47 @@ PAPER = {
     "n": 100, "d": 32, "depths": [2, 3], "log2_widths": list(range(6, 16)),
     "seeds": 10, "activation": "relu", "seed": 0,
 }
-TARGETS = {
-    "slope_fit": (-0.6, -0.4),
-    "slope_fit_depth2": (-0.65, -0.35),
-    "slope_fit_depth3": (-0.65, -0.35),
-    "rel_err_widest": (0.0, 0.05),
-}
 
 
 def runs(config) -> list[dict]:
     """One independent run per (depth, width, seed): the unit a sweep distributes."""
-    keys = ("n", "d", "activation", "seed")
+    keys = ("n", "d", "activation")
     return [dict({k: config[k] for k in keys}, depth=int(L), width=2 ** int(w), replicate=s)
             for L in config["depths"] for w in config["log2_widths"]
             for s in range(config["seeds"])]
 
 
-def run(point) -> dict:
-    """Empirical NTK of one network at init and its error against the infinite-width NTK."""
-    X = sphere_inputs(point["n"], point["d"], point["seed"])
+def run(point, seed) -> dict:
+    """Empirical NTK of one network at initialisation, on inputs shared by every run.
+
+    The inputs are drawn from the configuration seed alone (``seed.entropy``), the weights from
+    the run's own stream.
+    """
+    X = sphere_inputs(point["n"], point["d"], np.random.SeedSequence(seed.entropy))
     L, m = point["depth"], point["width"]
-    k_inf = infinite_ntk(X, depth=L, activation=point["activation"])
     net = MLP([point["d"]] + [m] * (L - 1) + [1], activation=point["activation"])
-    K = empirical_ntk(net, net.init(seed=[point["seed"], L, m, point["replicate"]]), X)
-    return {"K": K, "k_inf": k_inf, "error": np.linalg.norm(K - k_inf) / np.linalg.norm(k_inf)}
+    return {"K": empirical_ntk(net, net.init(seed=np.random.default_rng(seed)), X), "X": X}
 
 
 def combine(config, results) -> dict:
-    """Stack the runs (in the order of :func:`runs`) into error arrays and example kernels."""
+    """Stack the runs (in the order of :func:`runs`) and add the theory: the infinite-width NTK
+    of each depth on the same inputs (computed without any simulated kernel)."""
     depths = np.asarray(config["depths"], dtype=int)
     widths = 2 ** np.asarray(config["log2_widths"], dtype=int)
     shape = (len(depths), len(widths), int(config["seeds"]))
-    errors = np.array([float(r["error"]) for r in results]).reshape(shape)
+    X = results[0]["X"]
     K = np.array([r["K"] for r in results]).reshape(shape + results[0]["K"].shape)
-    k_inf = np.array([r["k_inf"] for r in results]).reshape(shape + results[0]["K"].shape)[:, 0, 0]
-    return {"depths": depths, "widths": widths, "errors": errors, "k_inf": k_inf,
-            "k_widest": K[:, -1, 0], "k_narrowest": K[:, 0, 0]}
+    k_inf = np.stack([infinite_ntk(X, depth=int(L), activation=config["activation"])
+                      for L in depths])
+    return {"depths": depths, "widths": widths, "kernels": K, "k_inf": k_inf, "X": X,
+            "predicted_exponent": np.array(NTK_FLUCTUATION_EXPONENT)}
 
 
-def compute(config) -> dict:
-    """All runs in this process (the runner distributes :func:`runs` over an executor instead)."""
-    return combine(config, [run(point) for point in runs(config)])
+def errors(result) -> np.ndarray:
+    """``||K_m - K_inf||_F / ||K_inf||_F`` per (depth, width, seed)."""
+    diff = result["kernels"] - result["k_inf"][:, None, None]
+    return (np.linalg.norm(diff, axis=(-2, -1))
+            / np.linalg.norm(result["k_inf"], axis=(-2, -1))[:, None, None])
 
 
 def fit_slopes(widths, errors):
@@ -84,22 +89,55 @@ def fit_slopes(widths, errors):
     return joint, per_depth
 
 
-def agreement(result) -> dict:
-    joint, per_depth = fit_slopes(result["widths"], result["errors"])
-    out = {"slope_fit": joint}
+def measure(result) -> dict:
+    """Fitted exponents minus the predicted ``-1/2``; the widest error in units of ``m^(-1/2)``."""
+    err = errors(result)
+    joint, per_depth = fit_slopes(result["widths"], err)
+    predicted = float(result["predicted_exponent"])
+    out = {"slope_fit_minus_theory": joint - predicted}
     for L, slope in zip(result["depths"], per_depth):
-        out[f"slope_fit_depth{int(L)}"] = slope
-    out["rel_err_widest"] = float(result["errors"][:, -1].mean(axis=-1).max())
+        out[f"slope_fit_minus_theory_depth{int(L)}"] = slope - predicted
+    out["rel_err_widest_times_sqrt_width"] = float(
+        err[:, -1].mean(axis=-1).max() * np.sqrt(result["widths"][-1]))
     return out
 
 
+def numbers(config) -> dict:
+    out = {"slope_fit_minus_theory": agreement(
+        around(0.0, 0.05), "joint log-log slope of the error on width, minus theory's -1/2")}
+    for L in config["depths"]:
+        out[f"slope_fit_minus_theory_depth{int(L)}"] = agreement(
+            around(0.0, 0.12), f"the same slope at depth {int(L)}")
+    out["rel_err_widest_times_sqrt_width"] = observation(
+        at_most(5.0), "error of the widest network (seed mean) times sqrt(width): O(1)")
+    return out
+
+
+def _scaled_theory(factor):
+    def apply(result, config):
+        return dict(result, k_inf=factor * result["k_inf"])
+    return apply
+
+
+def _nngp_theory(result, config):
+    return dict(result, k_inf=np.stack([
+        infinite_nngp(result["X"], depth=int(L), activation=config["activation"])
+        for L in result["depths"]]))
+
+
+CONTROLS = (
+    Control("ntk_scaled_1.03", "the infinite-width NTK scaled by 1.03", _scaled_theory(1.03)),
+    Control("nngp_for_ntk", "the NNGP kernel in place of the NTK", _nngp_theory),
+)
 
 
 def plot(result):
     import matplotlib.pyplot as plt
 
-    widths, errors, depths = result["widths"], result["errors"], result["depths"]
+    widths, depths = result["widths"], result["depths"]
+    errors = globals()["errors"](result)
     joint, per_depth = fit_slopes(widths, errors)
+    predicted = float(result["predicted_exponent"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     ax = axes[0]
     for a, L in enumerate(depths):
@@ -108,8 +146,8 @@ def plot(result):
                            label=f"depth {L}: slope {per_depth[a]:.3f}")
         ax.scatter(np.repeat(widths, errors.shape[-1]), errors[a].ravel(), s=6, alpha=0.35,
                    color=line[0].get_color())
-    ref = errors[:, 0].mean() * (widths / widths[0]) ** -0.5
-    ax.plot(widths, ref, "k--", label="theory: width$^{-1/2}$")
+    ref = errors[:, 0].mean() * (widths / widths[0]) ** predicted
+    ax.plot(widths, ref, "k--", label=f"theory: width$^{{{predicted:g}}}$")
     ax.set(xscale="log", yscale="log", xlabel="width m",
            ylabel=r"$\|K_m - K_\infty\|_F / \|K_\infty\|_F$",
            title=f"NTK error vs width (joint slope {joint:.3f})")
@@ -117,9 +155,9 @@ def plot(result):
     ax = axes[1]
     k_inf = result["k_inf"]
     for a, L in enumerate(depths):
-        ax.scatter(k_inf[a].ravel(), result["k_narrowest"][a].ravel(), s=5, alpha=0.4,
+        ax.scatter(k_inf[a].ravel(), result["kernels"][a, 0, 0].ravel(), s=5, alpha=0.4,
                    label=f"depth {L}, m = {widths[0]}")
-        ax.scatter(k_inf[a].ravel(), result["k_widest"][a].ravel(), s=5,
+        ax.scatter(k_inf[a].ravel(), result["kernels"][a, -1, 0].ravel(), s=5,
                    label=f"depth {L}, m = {widths[-1]}")
     lims = [k_inf.min(), k_inf.max()]
     ax.plot(lims, lims, "k-", lw=0.8)
@@ -128,3 +166,10 @@ def plot(result):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+EXPERIMENT = Experiment(
+    name=NAME, description=DESCRIPTION,
+    configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
+    runs=runs, run=run, combine=combine)

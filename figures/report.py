@@ -1,5 +1,9 @@
 """The report: one self-contained HTML page (and a Markdown twin) of every experiment's figure,
-configuration and agreement numbers, each beside the target interval it is held to.
+configuration and numbers, each with its kind and beside the target it is held to.
+
+The headline counts by kind: agreements held (theory against simulation), controls rejected
+(wrong theories that the agreement targets catch), identities and observations held. Every
+section lists its controls and the regimes where its theory is expected to fail.
 
 ``build_report(out)`` reads the ``NAME.json`` + ``NAME.png`` pairs that
 :func:`ntkdyn.figures.runner.run_experiment` wrote into ``out``, runs the quick configuration of
@@ -17,8 +21,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .experiment import KINDS
 from .registry import experiments
-from .runner import holds
 from .storage import write_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -37,6 +41,8 @@ code, td.mono { font-family: ui-monospace, monospace; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 section { border-top: 2px solid #ddd; margin-top: 2em; }
 .meta { color: #555; font-size: 0.9em; }
+.headline { font-size: 1.1em; font-weight: 600; }
+.wide { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -48,26 +54,42 @@ class Entry:
     record: dict | None
     png: Path | None
 
-    def rows(self) -> list[tuple[str, float, list | None, bool | None]]:
-        """``(agreement name, value, [low, high] or None, holds or None)`` per number."""
-        out = []
-        for key, value in self.record["agreement"].items():
-            target = self.record["targets"].get(key)
-            out.append((key, value, target, None if target is None else holds(value, target)))
-        return out
+    def rows(self) -> list[tuple[str, float, str, str, bool]]:
+        """``(name, value, kind, target text, holds)`` per declared number."""
+        r = self.record
+        return [(key, value, r["kinds"][key],
+                 target_text(r["targets"][key], r.get("target_types", {}).get(key, "interval")),
+                 bool(r["holds"].get(key, False)))
+                for key, value in r["agreement"].items()]
 
-    def tally(self) -> tuple[int, int]:
-        """(targets held, targets checked)."""
-        checked = [ok for _, _, target, ok in self.rows() if target is not None]
-        return sum(checked), len(checked)
+    def tally(self) -> dict[str, tuple[int, int]]:
+        """``{kind: (held, declared)}`` and ``"controls": (rejected, declared)``."""
+        out = {kind: [0, 0] for kind in KINDS}
+        for _, _, kind, _, ok in self.rows():
+            out[kind][0] += ok
+            out[kind][1] += 1
+        controls = self.record.get("controls", {})
+        out["controls"] = [sum(bool(c["fails"]) for c in controls.values()), len(controls)]
+        return {k: tuple(v) for k, v in out.items()}
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.record.get("ok")) and not self.record.get("failures")
+
+
+def target_text(bounds, target_type: str = "interval") -> str:
+    if target_type == "is_true":
+        return "true"
+    low, high = bounds
+    if low is None:
+        return f"<= {high:g}"
+    if high is None:
+        return f">= {low:g}"
+    return f"[{low:g}, {high:g}]"
 
 
 def format_number(value: float) -> str:
     return f"{value:.6g}"
-
-
-def format_target(target) -> str:
-    return f"[{target[0]:g}, {target[1]:g}]"
 
 
 def format_value(value) -> str:
@@ -89,21 +111,28 @@ def read_record(json_path: Path) -> dict:
         raise bad(f"not valid JSON ({exc})") from None
     if not isinstance(record, dict):
         raise bad("expected a JSON object")
-    missing = [k for k in ("experiment", "config", "agreement", "targets") if k not in record]
+    required = ("experiment", "config", "agreement", "kinds", "targets", "holds", "controls")
+    missing = [k for k in required if k not in record]
     if missing:
         raise bad(f"missing keys {missing}")
     if record["experiment"] != json_path.stem:
         raise bad(f"records experiment {record['experiment']!r}, expected {json_path.stem!r}")
-    for key in ("config", "agreement", "targets"):
+    for key in ("config", "agreement", "kinds", "targets", "holds", "controls"):
         if not isinstance(record[key], dict):
             raise bad(f"{key!r} must be an object")
     for key, value in record["agreement"].items():
         if not _is_number(value):
             raise bad(f"agreement {key!r} is {value!r}, not a finite number")
+        if record["kinds"].get(key) not in KINDS:
+            raise bad(f"number {key!r} has kind {record['kinds'].get(key)!r}, not one of {KINDS}")
+        if key not in record["targets"]:
+            raise bad(f"number {key!r} has no target")
     for key, target in record["targets"].items():
         if not (isinstance(target, list) and len(target) == 2
-                and all(_is_number(t) for t in target) and target[0] <= target[1]):
-            raise bad(f"target {key!r} is {target!r}, not an interval [low, high]")
+                and all(t is None or _is_number(t) for t in target)
+                and any(t is not None for t in target)
+                and (None in target or target[0] <= target[1])):
+            raise bad(f"target {key!r} is {target!r}, not [low, high] (null for an open side)")
     return record
 
 
@@ -137,9 +166,9 @@ def collect(out: Path, run_missing: bool, overrides_for: dict | None, quiet: boo
             if name not in found:
                 found[name] = run_experiment(name, out=out, overrides=overrides_for.get(name),
                                              verbose=not quiet)
-    entries = [Entry(name, module.DESCRIPTION, found.get(name),
+    entries = [Entry(name, experiment.description, found.get(name),
                      out / f"{name}.png" if name in found else None)
-               for name, module in registry.items()]
+               for name, experiment in registry.items()]
     entries += [Entry(name, "(not a registered experiment)", record, out / f"{name}.png")
                 for name, record in found.items() if name not in registry]
     return entries
@@ -148,13 +177,45 @@ def collect(out: Path, run_missing: bool, overrides_for: dict | None, quiet: boo
 def _status(entry: Entry) -> str:
     if entry.record is None:
         return "not run"
-    held, total = entry.tally()
-    failed = total - held
-    return "all hold" if not failed else f"{failed} fail{'s' if failed == 1 else ''}"
+    failures = entry.record.get("failures", [])
+    if entry.ok:
+        return "all hold"
+    return f"{len(failures)} check{'s' if len(failures) != 1 else ''} fail"
+
+
+def _count(pair) -> str:
+    return "{} / {}".format(*pair) if pair[1] else "–"
+
+
+def headline(entries: list[Entry]) -> str:
+    """``agreements held N/M, controls rejected K/K, identities held I/J, observations held O/P``.
+    """
+    total = {k: [0, 0] for k in (*KINDS, "controls")}
+    for entry in entries:
+        if entry.record is not None:
+            for k, (a, b) in entry.tally().items():
+                total[k][0] += a
+                total[k][1] += b
+    return (f"agreements held {total['agreement'][0]}/{total['agreement'][1]}, "
+            f"controls rejected {total['controls'][0]}/{total['controls'][1]}, "
+            f"identities held {total['identity'][0]}/{total['identity'][1]}, "
+            f"observations held {total['observation'][0]}/{total['observation'][1]}")
+
+
+SUMMARY_COLUMNS = ("experiment", "agreements held", "controls rejected", "identities",
+                   "observations", "status")
+
+
+def _summary_cells(entry: Entry) -> list[str]:
+    if entry.record is None:
+        return ["–", "–", "–", "–", _status(entry)]
+    t = entry.tally()
+    return [_count(t["agreement"]), _count(t["controls"]), _count(t["identity"]),
+            _count(t["observation"]), _status(entry)]
 
 
 def _meta(record: dict) -> str:
-    parts = ["paper" if record.get("paper") else "quick"]
+    parts = [record.get("config_name") or ("paper" if record.get("paper") else "quick")]
     if "seconds" in record:
         parts.append(f"{record['seconds']:g} s{', cached' if record.get('cached') else ''}")
     if "executor" in record:
@@ -170,17 +231,23 @@ def render_html(entries: list[Entry], out: Path) -> str:
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              "<title>ntkdyn report</title>", f"<style>{CSS}</style></head><body>",
              "<h1>ntkdyn report</h1>",
-             f'<p class="meta">Results from <code>{e(str(out))}</code>. Each agreement number '
-             "is held to a target interval; it holds when it lies inside.</p>",
-             "<h2>Summary</h2>",
-             "<table><tr><th>experiment</th><th>targets held</th><th>status</th></tr>"]
+             f'<p class="headline">{e(headline(entries))}</p>',
+             f'<p class="meta">Results from <code>{e(str(out))}</code>. Every number has a kind: '
+             "<em>agreement</em> (theory against simulation, the theory computed without the "
+             "simulation's outcome), <em>identity</em> (holds by construction) or "
+             "<em>observation</em> (simulation against a qualitative claim), and a target. A "
+             "<em>control</em> is a plausible wrong theory put through the same measurement; "
+             "it is rejected when it misses at least one agreement target.</p>",
+             "<h2>Summary</h2>", '<div class="wide"><table><tr>'
+             + "".join(f"<th>{c}</th>" for c in SUMMARY_COLUMNS) + "</tr>"]
     for entry in entries:
-        held = "&ndash;" if entry.record is None else "{} / {}".format(*entry.tally())
-        status = _status(entry)
-        cls = "notrun" if entry.record is None else ("holds" if status == "all hold" else "fails")
+        cells = _summary_cells(entry)
+        status = cells[-1]
+        cls = "notrun" if entry.record is None else ("holds" if entry.ok else "fails")
         parts.append(f'<tr><td><a href="#{e(entry.name)}">{e(entry.name)}</a></td>'
-                     f'<td class="num">{held}</td><td class="{cls}">{e(status)}</td></tr>')
-    parts.append("</table>")
+                     + "".join(f'<td class="num">{e(c)}</td>' for c in cells[:-1])
+                     + f'<td class="{cls}">{e(status)}</td></tr>')
+    parts.append("</table></div>")
     for entry in entries:
         parts += [f'<section id="{e(entry.name)}"><h2>{e(entry.name)}</h2>',
                   f"<p>{e(entry.description)}</p>"]
@@ -191,23 +258,49 @@ def render_html(entries: list[Entry], out: Path) -> str:
         data = base64.b64encode(entry.png.read_bytes()).decode("ascii")
         parts += [f'<p class="meta">{e(_meta(entry.record))}</p>',
                   f'<img src="data:image/png;base64,{data}" alt="{e(entry.name)} figure">',
-                  "<h3>Agreement</h3>",
-                  "<table><tr><th>number</th><th>value</th><th>target</th><th></th></tr>"]
-        for key, value, target, ok in entry.rows():
-            verdict = ("", "no target") if target is None else (
-                ("holds", "holds") if ok else ("fails", "FAILS"))
-            parts.append(f'<tr><td class="mono">{e(key)}</td>'
+                  "<h3>Numbers</h3>", '<div class="wide"><table><tr><th>number</th><th>kind</th>'
+                  "<th>value</th><th>target</th><th></th></tr>"]
+        for key, value, kind, target, ok in entry.rows():
+            verdict = ("holds", "holds") if ok else ("fails", "FAILS")
+            parts.append(f'<tr><td class="mono">{e(key)}</td><td>{e(kind)}</td>'
                          f'<td class="num">{format_number(value)}</td>'
-                         f'<td class="num">{"" if target is None else format_target(target)}'
-                         f'</td><td class="{verdict[0]}">{verdict[1]}</td></tr>')
-        parts += ["</table>", "<h3>Configuration</h3>",
-                  "<table><tr><th>key</th><th>value</th></tr>"]
+                         f'<td class="num">{e(target)}</td>'
+                         f'<td class="{verdict[0]}">{verdict[1]}</td></tr>')
+        parts.append("</table></div>")
+        parts += _html_controls(entry, e)
+        parts += ["<h3>Configuration</h3>", '<div class="wide"><table>'
+                  "<tr><th>key</th><th>value</th></tr>"]
         for key, value in entry.record["config"].items():
             parts.append(f'<tr><td class="mono">{e(key)}</td>'
                          f'<td class="mono">{e(format_value(value))}</td></tr>')
-        parts.append("</table></section>")
+        parts.append("</table></div></section>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _html_controls(entry: Entry, e) -> list[str]:
+    parts = []
+    controls = entry.record.get("controls", {})
+    if controls:
+        parts += ["<h3>Controls</h3>", '<div class="wide"><table><tr><th>control</th>'
+                  "<th>wrong theory</th><th>rejected by</th></tr>"]
+        for name, control in controls.items():
+            fails = ", ".join(control["fails"]) or "NOT REJECTED"
+            cls = "holds" if control["fails"] else "fails"
+            parts.append(f'<tr><td class="mono">{e(name)}</td><td>{e(control["description"])}'
+                         f'</td><td class="{cls}">{e(fails)}</td></tr>')
+        parts.append("</table></div>")
+    regimes = entry.record.get("regimes", {})
+    if regimes:
+        parts.append("<h3>Regimes</h3><ul>")
+        parts += [f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in regimes.items()]
+        parts.append("</ul>")
+    failures = entry.record.get("failures", [])
+    if failures:
+        parts.append('<h3>Failed checks</h3><ul class="fails">')
+        parts += [f"<li>{e(f)}</li>" for f in failures]
+        parts.append("</ul>")
+    return parts
 
 
 def _md_cell(text: str) -> str:
@@ -215,24 +308,41 @@ def _md_cell(text: str) -> str:
 
 
 def render_markdown(entries: list[Entry], out: Path) -> str:
-    lines = ["# ntkdyn report", "",
-             f"Results from `{out}`. Each agreement number is held to a target interval; "
-             "it holds when it lies inside.", "", "## Summary", "",
-             "| experiment | targets held | status |", "|---|---:|---|"]
+    lines = ["# ntkdyn report", "", f"**{headline(entries)}**", "",
+             f"Results from `{out}`. Every number has a kind (agreement: theory against "
+             "simulation; identity: holds by construction; observation: simulation against a "
+             "qualitative claim) and a target. A control is a plausible wrong theory put through "
+             "the same measurement; it is rejected when it misses at least one agreement target.",
+             "", "## Summary", "", "| " + " | ".join(SUMMARY_COLUMNS) + " |",
+             "|---|---:|---:|---:|---:|---|"]
     for entry in entries:
-        held = "–" if entry.record is None else "{} / {}".format(*entry.tally())
-        lines.append(f"| [{entry.name}](#{entry.name}) | {held} | {_status(entry)} |")
+        cells = _summary_cells(entry)
+        lines.append(f"| [{entry.name}](#{entry.name}) | " + " | ".join(cells) + " |")
     for entry in entries:
         lines += ["", f"## {entry.name}", "", entry.description, ""]
         if entry.record is None:
             lines.append(f"*not run*: `ntkdyn run {entry.name} --out {out}`")
             continue
         lines += [_meta(entry.record), "", f"![{entry.name} figure]({entry.png.name})", "",
-                  "### Agreement", "", "| number | value | target | |", "|---|---:|---:|---|"]
-        for key, value, target, ok in entry.rows():
-            verdict = "no target" if target is None else ("holds" if ok else "**FAILS**")
-            shown = "" if target is None else format_target(target)
-            lines.append(f"| `{key}` | {format_number(value)} | {shown} | {verdict} |")
+                  "### Numbers", "", "| number | kind | value | target | |",
+                  "|---|---|---:|---:|---|"]
+        for key, value, kind, target, ok in entry.rows():
+            verdict = "holds" if ok else "**FAILS**"
+            lines.append(f"| `{key}` | {kind} | {format_number(value)} | {_md_cell(target)} | "
+                         f"{verdict} |")
+        controls = entry.record.get("controls", {})
+        if controls:
+            lines += ["", "### Controls", "", "| control | wrong theory | rejected by |",
+                      "|---|---|---|"]
+            for name, control in controls.items():
+                fails = ", ".join(f"`{f}`" for f in control["fails"]) or "**NOT REJECTED**"
+                lines.append(f"| `{name}` | {_md_cell(control['description'])} | {fails} |")
+        regimes = entry.record.get("regimes", {})
+        if regimes:
+            lines += ["", "### Regimes", ""] + [f"- **{k}**: {v}" for k, v in regimes.items()]
+        failures = entry.record.get("failures", [])
+        if failures:
+            lines += ["", "### Failed checks", ""] + [f"- {f}" for f in failures]
         lines += ["", "### Configuration", "", "| key | value |", "|---|---|"]
         for key, value in entry.record["config"].items():
             lines.append(f"| `{key}` | `{_md_cell(format_value(value))}` |")

@@ -11,30 +11,34 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .experiment import Experiment, config_seed, evaluate, point_seed  # noqa: E402
 from .registry import get_experiment  # noqa: E402
 from .storage import (atomic_path, config_hash, library_version, load_result,  # noqa: E402
                       save_result, write_json)
-from .sweep import open_executor, run_cached  # noqa: E402
+from .sweep import (limited_threads_here, open_executor, run_cached,  # noqa: E402
+                    threads_per_worker)
 
 
 class ExperimentError(RuntimeError):
-    """An experiment produced an unusable result (non-finite numbers, bad configuration)."""
+    """An experiment produced an unusable result (non-finite arrays, bad configuration)."""
 
 
-def resolve_config(module, paper: bool = False, overrides: dict | None = None) -> dict:
-    """The quick or paper configuration with ``overrides`` applied and type-checked."""
-    config = dict(module.PAPER if paper else module.QUICK)
+def resolve_config(experiment: Experiment, config_name: str = "quick",
+                   overrides: dict | None = None) -> dict:
+    """The named configuration (smoke, quick or paper) with ``overrides`` applied and
+    type-checked."""
+    config = experiment.config(config_name)
     for key, value in (overrides or {}).items():
         if key not in config:
-            raise ValueError(f"unknown configuration key {key!r} for {module.NAME}; "
+            raise ValueError(f"unknown configuration key {key!r} for {experiment.name}; "
                              f"expected one of {sorted(config)}")
         default = config[key]
         if isinstance(default, bool) != isinstance(value, bool) or (
                 isinstance(default, (int, float)) and not isinstance(value, (int, float))) or (
                 isinstance(default, (list, tuple)) and not isinstance(value, (list, tuple))) or (
                 isinstance(default, str) and not isinstance(value, str)):
-            raise ValueError(f"configuration key {key!r} of {module.NAME} expects a value like "
-                             f"{default!r}, got {value!r}")
+            raise ValueError(f"configuration key {key!r} of {experiment.name} expects a value "
+                             f"like {default!r}, got {value!r}")
         config[key] = list(value) if isinstance(value, tuple) else value
     return config
 
@@ -47,89 +51,120 @@ def _check_finite(name: str, result: dict) -> None:
                                   "the run diverged or the configuration is unstable")
 
 
-def holds(value: float, target) -> bool:
-    low, high = target
-    return bool(low <= value <= high)
-
-
-def compute_result(module, config, cache_dir, scheduler="process", workers=None,
+def compute_result(experiment: Experiment, config, cache_dir, scheduler="process", workers=None,
                    progress=False) -> tuple[dict, str]:
     """The experiment's arrays and the executor kind that computed them.
 
-    Experiments that split into independent runs (``runs``/``run``/``combine``, see
-    :mod:`ntkdyn.figures.sweep`) are distributed over the executor, run by run, with each run
-    cached; the others are computed in this process.
+    Sweep experiments (``runs``/``run``/``combine``) are distributed over the executor, run by
+    run, each run seeded by :func:`ntkdyn.figures.experiment.point_seed` and cached; the others
+    are computed in this process with the threads limited as a pool worker's are
+    (:func:`ntkdyn.figures.sweep.limited_threads_here`), so every executor gives the same bits.
     """
-    if not hasattr(module, "runs"):
-        return module.compute(config), "serial"
-    points = module.runs(config)
+    if not experiment.is_sweep:
+        with limited_threads_here(threads_per_worker(workers)):
+            return experiment.compute(config, config_seed(config)), "serial"
+    points = experiment.runs(config)
+    seeds = [point_seed(config, p) for p in points]
     with open_executor(scheduler, workers) as (executor, kind):
-        results = run_cached(module.run, points, cache_dir, module.NAME, executor, kind, progress)
-    return module.combine(config, results), kind
+        results = run_cached(experiment.run, points, cache_dir, experiment.name, executor, kind,
+                             progress, seeds=seeds)
+    return experiment.combine(config, results), kind
 
 
 def run_experiment(name: str, paper: bool = False, out="out", overrides: dict | None = None,
                    use_cache: bool = True, verbose: bool = True, scheduler: str | None = "process",
-                   workers: int | None = None, progress: bool = False) -> dict:
+                   workers: int | None = None, progress: bool = False,
+                   config_name: str | None = None) -> dict:
     """Run experiment ``name`` and write ``NAME.png`` and ``NAME.json`` into ``out``.
 
-    ``scheduler``: ``"serial"``, ``"process"`` (default), ``"local"`` (Dask) or a Dask
-    address; see :func:`ntkdyn.figures.sweep.open_executor`.
-    Returns the JSON record ``{"experiment", "config", "agreement", "targets", ...}``.
+    ``config_name``: ``"smoke"``, ``"quick"`` (default) or ``"paper"`` (``paper=True`` is
+    ``"paper"``). ``scheduler``: ``"serial"``, ``"process"`` (default), ``"local"`` (Dask) or a
+    Dask address; see :func:`ntkdyn.figures.sweep.open_executor`.
+
+    Returns the JSON record: ``{"experiment", "config", "agreement": {name: number}, "kinds",
+    "targets": {name: [low, high]} (null for an open side), "target_types", "holds",
+    "controls": {name: {"description", "agreement", "fails"}}, "regimes", "failures", "ok",
+    ...}``. ``ok`` is false when a target is missed, a declared number is missing or not finite,
+    or a control is rejected by no agreement target.
     """
-    module = get_experiment(name)
-    config = resolve_config(module, paper, overrides)
+    experiment = get_experiment(name)
+    config_name = config_name or ("paper" if paper else "quick")
+    config = resolve_config(experiment, config_name, overrides)
     out = Path(out)
-    cache = out / ".cache" / f"{module.NAME}-{config_hash(module.NAME, config)}.npz"
+    cache = out / ".cache" / f"{experiment.name}-{config_hash(experiment.name, config)}.npz"
     start = time.perf_counter()
     result = load_result(cache) if use_cache else None
     cached, executor = result is not None, "cache"
     if result is None:
         if not use_cache:
-            for stale in cache.parent.glob(f"{module.NAME}-run-*"):
+            for stale in cache.parent.glob(f"{experiment.name}-run-*"):
                 stale.unlink(missing_ok=True)
-        result, executor = compute_result(module, config, cache.parent, scheduler, workers,
+        result, executor = compute_result(experiment, config, cache.parent, scheduler, workers,
                                           progress)
-        _check_finite(module.NAME, result)
+        _check_finite(experiment.name, result)
         save_result(cache, result)
-    agreement = {k: float(v) for k, v in module.agreement(result).items()}
-    bad = [k for k, v in agreement.items() if not np.isfinite(v)]
-    if bad:
-        raise ExperimentError(f"{module.NAME}: agreement numbers {bad} are not finite")
-    fig = module.plot(result)
-    png = out / f"{module.NAME}.png"
+    verdict = evaluate(experiment, config, result)
+    fig = experiment.plot(result)
+    png = out / f"{experiment.name}.png"
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    targets = {k: list(v) for k, v in module.TARGETS.items()}
+    declared = verdict.declared
     record = {
-        "experiment": module.NAME,
+        "experiment": experiment.name,
+        "config_name": config_name,
         "config": config,
-        "agreement": agreement,
-        "targets": targets,
-        "holds": {k: holds(agreement[k], v) for k, v in targets.items() if k in agreement},
-        "paper": paper,
+        "agreement": verdict.numbers,
+        "kinds": {k: n.kind for k, n in declared.items()},
+        "targets": {k: n.target.bounds() for k, n in declared.items()},
+        "target_types": {k: n.target.type for k, n in declared.items()},
+        "descriptions": {k: n.description for k, n in declared.items() if n.description},
+        "holds": verdict.holds,
+        "controls": verdict.controls,
+        "regimes": dict(experiment.regimes),
+        "failures": verdict.failures,
+        "ok": verdict.ok,
+        "paper": config_name == "paper",
         "version": library_version(),
         "cached": cached,
         "executor": executor,
         "seconds": round(time.perf_counter() - start, 3),
     }
-    write_json(out / f"{module.NAME}.json", record)
+    write_json(out / f"{experiment.name}.json", record)
     if verbose:
         print(format_record(record))
     return record
 
 
+def _bounds_text(bounds, target_type) -> str:
+    if target_type == "is_true":
+        return "true"
+    low, high = bounds
+    if low is None:
+        return f"<= {high:g}"
+    if high is None:
+        return f">= {low:g}"
+    return f"[{low:g}, {high:g}]"
+
+
 def format_record(record: dict) -> str:
-    """Agreement numbers, one per line, with the target interval and whether it holds."""
+    """Every number with its kind, target and verdict, then the controls and any failure."""
     lines = [f"{record['experiment']}  ({record['seconds']:.1f} s"
              f"{', cached' if record.get('cached') else ''})"]
+    types = record.get("target_types", {})
     for key, value in record["agreement"].items():
         target = record["targets"].get(key)
         mark = "" if target is None else (
-            f"  target [{target[0]:g}, {target[1]:g}] "
-            f"{'holds' if record['holds'][key] else 'FAILS'}")
-        lines.append(f"  {key:<32s} {value: .6g}{mark}")
+            f"  {record.get('kinds', {}).get(key, ''):<11s} "
+            f"{_bounds_text(target, types.get(key, 'interval'))} "
+            f"{'holds' if record['holds'].get(key) else 'FAILS'}")
+        lines.append(f"  {key:<36s} {value: .6g}{mark}")
+    for name, control in record.get("controls", {}).items():
+        verdict = (f"rejected by {len(control['fails'])} target(s)" if control["fails"]
+                   else "NOT REJECTED")
+        lines.append(f"  control {name}: {verdict}")
+    for failure in record.get("failures", []):
+        lines.append(f"  FAILED {failure}")
     return "\n".join(lines)
 
 

@@ -8,14 +8,16 @@ targets; the specialization matrix ``S_ij = A_c(K_ii, y_j)`` (centred and not no
 paper's eq. 9; docs/conventions.md) and the index ``xi = mean_i S_ii - mean_{i != j} S_ij`` are
 recorded at log-spaced steps.
 
-Theory (:mod:`ntkdyn.theory.two_layer_alignment`): a linear network's heads mix the same shared
-kernels, ``K_ii = sum_l [B_l B_l^T]_ii Phi_l`` with ``B_l`` the product of the weights above layer
-``l`` and ``Phi_l`` the Gram matrix of layer ``l``'s inputs
+Theory (:mod:`ntkdyn.theory.two_layer_alignment`, from the initial weights only): the exact
+initial rate ``d xi / dt`` of the ReLU network, against a GD finite difference, and the
+second-order expansion ``xi' t + xi'' t^2 / 2`` of the linear network (no gates, so the expansion
+holds up to ``gamma t ~ 0.1``), against GD. A linear network's heads mix the same shared kernels,
+``K_ii = sum_l [B_l B_l^T]_ii Phi_l`` with ``B_l`` the product of the weights above layer ``l`` and
+``Phi_l`` the Gram matrix of layer ``l``'s inputs
 (:func:`ntkdyn.theory.deep_linear_kernels.linear_head_kernels`), at depth 2
 ``K_ii = w_i1 Phi_1 + Phi_2``; so ``|xi|`` is bounded by the dissimilarity of the normalised head
-kernels (:func:`ntkdyn.theory.two_layer_alignment.specialization_bound`), which stays small; the
-exact initial rate ``d xi / dt`` at ``t = 0`` for the ReLU network is reported beside the
-simulation.
+kernels (:func:`ntkdyn.theory.two_layer_alignment.specialization_bound`; an identity, checked on the
+trained kernels), which stays small.
 """
 from __future__ import annotations
 
@@ -25,11 +27,19 @@ from ..numerics.datafiles import classification_task
 from ..numerics.kernels import empirical_ntk
 from ..numerics.networks import MLP
 from ..numerics.richness import train_centered
-from ..theory.two_layer_alignment import initial_rates, linear_head_kernels, specialization_bound
+from ..theory.two_layer_alignment import (initial_rates, initial_second_derivatives,
+                                          linear_head_kernels, specialization_bound)
+from .experiment import (Control, Experiment, agreement, at_most, at_least, identity, is_true,
+                         observation)
 
 NAME = "specialization"
 DESCRIPTION = "kernel specialization S_ij = A_c(K_ii, y_j): ReLU heads specialise, linear cannot"
 
+SMOKE = {
+    "n": 120, "d": 30, "num_classes": 4, "width": 128, "gamma": 30.0, "lr": 1.0, "steps": 600,
+    "num_records": 6, "seeds": 2, "seed": 0,
+    "dataset": "synthetic", "data_dir": "", "fallback_synthetic": False,
+}
 QUICK = {
     "n": 300, "d": 30, "num_classes": 4, "width": 256, "gamma": 30.0, "lr": 1.0, "steps": 2000,
     "num_records": 16, "seeds": 3, "seed": 0,
@@ -37,14 +47,12 @@ QUICK = {
 }
 PAPER = dict(QUICK, n=1000, width=512, num_classes=10, d=40, steps=3000, num_records=20,
              seeds=3)
-TARGETS = {
-    "xi_relu": (0.10, 1.0),          # final xi of the ReLU network, worst seed
-    "xi_linear": (0.0, 0.01),        # final |xi| of the linear network, worst seed
-    "xi_init": (0.0, 0.02),          # |xi| at initialisation, both networks, worst seed
-    "xi_linear_bound": (0.0, 0.02),  # theory bound on |xi| from the linear heads' kernels
-    "diagonal_dominance_relu": (1.0, 1.0),  # fraction of rows of S with S_ii the row maximum
-}
 ACTIVATIONS = ("relu", "linear")
+# gamma * t of the finite difference that checks the exact initial rate of xi (ReLU): small
+# enough that no gate flips inside it (theory.two_layer_alignment, range of validity).
+RATE_GAMMA_T = 1e-5
+# gamma * t of the linear network's second-order check, run as 100 GD steps.
+LINEAR_GAMMA_T = 0.1
 
 
 def load_task(config, seed):
@@ -53,20 +61,32 @@ def load_task(config, seed):
                                fallback=config["fallback_synthetic"])
 
 
-def compute(config) -> dict:
-    seeds = int(config["seeds"])
-    k = int(config["num_classes"])
-    xi = S0 = ST = None
+def replicate_seeds(seed, replicate):
+    """``(data, weights)`` seeds of replicate ``replicate``: children of ``seed`` by index. Both
+    networks of a replicate start from the same weights (the shapes agree)."""
+    key = tuple(seed.spawn_key) + (int(replicate),)
+    return np.random.SeedSequence(seed.entropy, spawn_key=key).spawn(2)
+
+
+def compute(config, seed) -> dict:
+    """Train both networks on every replicate; add the early-time theory (from the initial
+    weights) beside short GD runs: the ReLU rate ``d xi/dt (0)`` and the linear expansion."""
+    seeds, k, gamma = int(config["seeds"]), int(config["num_classes"]), float(config["gamma"])
+    xi = S0 = ST = losses = record_times = None
     bound = np.empty((len(ACTIVATIONS), seeds))
     mixing = np.empty((seeds, k, 2))
-    xi_rate = np.empty(seeds)
+    rate_theory, rate_fd = np.empty(seeds), np.empty(seeds)
+    linear_taylor = np.empty((seeds, 2))  # (xi' t, xi'' t^2 / 2) at t = LINEAR_GAMMA_T / gamma
+    linear_gain = np.empty(seeds)
     for s in range(seeds):
-        seed = int(config["seed"]) + s
-        ds = load_task(config, seed)
+        data_seed, weight_seed = replicate_seeds(seed, s)
+        ds = load_task(config, data_seed)
         for a, act in enumerate(ACTIVATIONS):
             net = MLP([ds.X.shape[1], int(config["width"]), k], act)
-            run = train_centered(net, ds.X, ds.Y, config["gamma"], config["lr"], config["steps"],
-                                 seed=seed, num_records=config["num_records"], spectral=False)
+            params0 = net.init(np.random.default_rng(weight_seed))
+            run = train_centered(net, ds.X, ds.Y, gamma, config["lr"], config["steps"],
+                                 params0=params0, num_records=config["num_records"],
+                                 spectral=False)
             m = run.metrics
             if xi is None:
                 xi = np.empty((len(ACTIVATIONS), seeds, len(run.record_steps)))
@@ -80,30 +100,81 @@ def compute(config) -> dict:
             bound[a, s] = specialization_bound(empirical_ntk(net, run.params, ds.X, heads="each"))
             if act == "linear":
                 mixing[s] = linear_head_kernels(run.params, ds.X)[0]
+                t = LINEAR_GAMMA_T / gamma
+                rate = initial_rates(*run.params0, ds.X, ds.Y, gamma, act)["xi_rate"]
+                curv = initial_second_derivatives(*run.params0, ds.X, ds.Y, gamma, act)["xi"]
+                linear_taylor[s] = rate * t, 0.5 * curv * t * t
+                short = train_centered(net, ds.X, ds.Y, gamma, t / 100, 100,
+                                       params0=run.params0, num_records=2, spectral=False)
+                linear_gain[s] = short.gain("xi")
             else:
-                xi_rate[s] = initial_rates(*run.params0, ds.X, ds.Y, config["gamma"])["xi_rate"]
+                t = RATE_GAMMA_T / gamma
+                rate_theory[s] = initial_rates(*run.params0, ds.X, ds.Y, gamma)["xi_rate"]
+                short = train_centered(net, ds.X, ds.Y, gamma, t / 10, 10, params0=run.params0,
+                                       num_records=2, spectral=False)
+                rate_fd[s] = short.gain("xi") / t
     return {"activations": np.array(ACTIVATIONS), "record_times": record_times, "xi": xi,
             "S_init": S0, "S_final": ST, "losses": losses, "bound": bound,
-            "linear_mixing_weights": mixing, "xi_rate_theory": xi_rate}
+            "linear_mixing_weights": mixing, "xi_rate_theory": rate_theory, "xi_rate_fd": rate_fd,
+            "linear_taylor_terms": linear_taylor, "linear_early_gain": linear_gain,
+            "linear_early_time": np.array(LINEAR_GAMMA_T / gamma)}
 
 
-def agreement(result) -> dict:
+def measure(result) -> dict:
     relu, lin = 0, 1
     xi = result["xi"]
     S = result["S_final"][relu]
-    rows = S.shape[0] * S.shape[1]
-    dominant = sum(int(np.argmax(S[s, i]) == i)
-                   for s in range(S.shape[0]) for i in range(S.shape[1]))
+    dominant = np.argmax(S, axis=-1) == np.arange(S.shape[-1])  # (seeds, heads)
+    taylor = result["linear_taylor_terms"].sum(axis=-1)
+    sim = result["linear_early_gain"]
     return {
-        "xi_relu": float(xi[relu, :, -1].min()),
-        "xi_linear": float(np.abs(xi[lin, :, -1]).max()),
-        "xi_init": float(np.abs(xi[:, :, 0]).max()),
-        "xi_linear_bound": float(result["bound"][lin].max()),
-        "xi_relu_mean": float(xi[relu, :, -1].mean()),
-        "xi_linear_mean": float(xi[lin, :, -1].mean()),
-        "diagonal_dominance_relu": dominant / rows,
-        "xi_rate_relu_theory": float(result["xi_rate_theory"].mean()),
+        "xi_rate_fd_over_theory_dev": float(
+            np.max(np.abs(result["xi_rate_fd"] / result["xi_rate_theory"] - 1.0))),
+        "xi_linear_early_taylor2_rel_err": float(np.max(np.abs(sim - taylor) / np.abs(sim))),
+        "xi_linear_within_bound": float(np.max(np.abs(xi[lin, :, -1]) - result["bound"][lin])),
+        "xi_relu": float(np.min(xi[relu, :, -1])),
+        "xi_linear": float(np.max(np.abs(xi[lin, :, -1]))),
+        "xi_init": float(np.max(np.abs(xi[:, :, 0]))),
+        "xi_linear_bound": float(np.max(result["bound"][lin])),
+        "diagonal_dominant_relu": float(np.all(dominant)),
     }
+
+
+NUMBERS = {
+    # smoke ?, quick ?; control xi_rate_scaled_1.03: 0.03
+    "xi_rate_fd_over_theory_dev": agreement(
+        at_most(0.01), "ReLU: max |GD finite difference / exact d xi/dt (0) - 1|, gamma t = 1e-5"),
+    # smoke ?, quick ?; control linear_first_order_only: ?
+    "xi_linear_early_taylor2_rel_err": agreement(
+        at_most(0.1), "linear: |xi't + xi''t^2/2 - GD| / |GD| at gamma t = 0.1, worst seed"),
+    "xi_linear_within_bound": identity(
+        at_most(0.0), "max over seeds of |xi_linear(T)| - bound(T): Cauchy-Schwarz, <= 0"),
+    "xi_relu": observation(at_least(0.10), "final xi of the ReLU network, worst seed"),
+    "xi_linear": observation(at_most(0.01), "final |xi| of the linear network, worst seed"),
+    "xi_init": observation(at_most(0.02), "|xi| at initialisation, both networks, worst seed"),
+    "xi_linear_bound": observation(
+        at_most(0.02), "bound on |xi| from the trained linear heads' kernels: heads stay alike"),
+    "diagonal_dominant_relu": observation(
+        is_true(), "every row of the trained ReLU S has its maximum on the diagonal"),
+}
+
+
+def _scaled_rate(result, config):
+    return dict(result, xi_rate_theory=1.03 * result["xi_rate_theory"])
+
+
+def _linear_first_order(result, config):
+    terms = result["linear_taylor_terms"].copy()
+    terms[:, 1] = 0.0
+    return dict(result, linear_taylor_terms=terms)
+
+
+CONTROLS = (
+    Control("xi_rate_scaled_1.03", "the exact initial rate d xi/dt (0) scaled by 1.03",
+            _scaled_rate),
+    Control("linear_first_order_only", "the linear network's expansion without its t^2 term",
+            _linear_first_order),
+)
 
 
 def plot(result):
@@ -128,18 +199,33 @@ def plot(result):
                     color=f"C{a}", alpha=0.8, label=act if s == 0 else None)
     for s, b in enumerate(result["bound"][1]):
         ax.axhline(b, color="C1", lw=0.6, ls=":",
-                   label="theory: linear bound on |xi| (trained)" if s == 0 else None)
+                   label="bound on |xi| from the trained linear heads" if s == 0 else None)
     ax.axhline(0, color="k", lw=0.5)
     ax.set(xscale="log", xlabel="t = lr x steps", ylabel=r"$\xi$ = mean diag - mean off-diag",
            title=r"specialization index $\xi(t)$ (all seeds)")
     ax.legend(fontsize=8)
-    ax = fig.add_subplot(grid[1, 2:])
+    ax = fig.add_subplot(grid[1, 2])
+    taylor = result["linear_taylor_terms"].sum(axis=-1)
+    ax.scatter(taylor, result["linear_early_gain"], color="C1", label="linear, per seed")
+    lims = [min(taylor.min(), result["linear_early_gain"].min()),
+            max(taylor.max(), result["linear_early_gain"].max())]
+    ax.plot(lims, lims, "k-", lw=0.8)
+    ax.set(xlabel=r"theory $\xi' t + \xi'' t^2/2$", ylabel=r"GD $\xi(t) - \xi(0)$",
+           title=f"linear, t = {float(result['linear_early_time']):.3g}")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(grid[1, 3])
     w = result["linear_mixing_weights"]
     for s in range(w.shape[0]):
         ax.plot(np.arange(w.shape[1]), w[s, :, 0] / w[s, :, 0].mean(), "o-", ms=4,
                 label=f"seed {s}")
     ax.set(xlabel="head i", ylabel=r"$w_{i1}$ / mean",
-           title=r"linear net: $K_{ii} = w_{i1}\Phi_1 + \Phi_2$, heads differ by one weight")
+           title=r"linear: $K_{ii} = w_{i1}\Phi_1 + \Phi_2$")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+EXPERIMENT = Experiment(
+    name=NAME, description=DESCRIPTION,
+    configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    numbers=NUMBERS, measure=measure, plot=plot, controls=CONTROLS, compute=compute)

@@ -1,7 +1,9 @@
 """Atomic writes and the ``.npz`` result cache keyed by a hash of the configuration."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import json
 import os
 import tempfile
@@ -21,9 +23,29 @@ def library_version() -> str:
     return __version__
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hex digest of every ``.py`` file of the installed ``ntkdyn`` package and of the numpy and
+    scipy versions: an edit to any module, or another numpy/scipy, changes every cache key."""
+    import ntkdyn
+    import scipy
+
+    digest = hashlib.sha256()
+    roots = []
+    for name in ("ntkdyn", "ntkdyn.base", "ntkdyn.theory", "ntkdyn.numerics", "ntkdyn.figures"):
+        roots += [Path(p) for p in importlib.import_module(name).__path__]
+    for root in sorted(set(roots)):
+        for path in sorted(root.glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(f"numpy {np.__version__} scipy {scipy.__version__} "
+                  f"ntkdyn {ntkdyn.__version__}".encode())
+    return digest.hexdigest()[:16]
+
+
 def config_hash(name: str, config: dict) -> str:
-    """Hex digest of the experiment name, its configuration and the library version."""
-    payload = json.dumps({"experiment": name, "config": config, "version": library_version()},
+    """Hex digest of the experiment name, its configuration and the code
+    (:func:`code_fingerprint`)."""
+    payload = json.dumps({"experiment": name, "config": config, "code": code_fingerprint()},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -68,12 +68,40 @@ def limited_threads(threads: int):
                 os.environ[k] = v
 
 
+def _seed_key(seed) -> list:
+    """A JSON-able identity of a ``SeedSequence`` (entropy and spawn key)."""
+    return [str(seed.entropy), [int(k) for k in seed.spawn_key]]
+
+
+def threads_per_worker(workers: int | None = None) -> int:
+    """BLAS/OpenMP/Numba threads of each worker: the cores split evenly (one by default)."""
+    cores = os.cpu_count() or 1
+    return max(1, cores // (workers or cores))
+
+
+@contextmanager
+def limited_threads_here(threads: int):
+    """Limit this process's BLAS/OpenMP (threadpoolctl) and Numba threads, as the pool workers'
+    are limited, so in-process results are bitwise those of the workers."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    saved = numba.get_num_threads()
+    with threadpool_limits(limits=threads):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            yield
+        finally:
+            numba.set_num_threads(saved)
+
+
 @contextmanager
 def open_executor(scheduler: str | None = "process", workers: int | None = None):
     """Yield ``(executor, kind)`` for a scheduler name or a Dask address; clean up after."""
     scheduler = scheduler or "process"
     if scheduler == "serial":
-        yield SerialExecutor(), "serial"
+        with limited_threads_here(threads_per_worker(workers)):
+            yield SerialExecutor(), "serial"
     elif scheduler == "process":
         cores = os.cpu_count() or 1
         workers = workers or cores
@@ -117,18 +145,28 @@ def open_executor(scheduler: str | None = "process", workers: int | None = None)
                          f"like tcp://HOST:PORT, got {scheduler!r}")
 
 
-def run_cached(fn: Callable[[dict], dict], points: list[dict], cache_dir, name: str,
-               executor: Executor, kind: str = "serial", progress: bool = False) -> list[dict]:
-    """``[fn(p) for p in points]``, computing only the points not already cached.
+def run_cached(fn: Callable, points: list[dict], cache_dir, name: str,
+               executor: Executor, kind: str = "serial", progress: bool = False,
+               seeds: list | None = None) -> list[dict]:
+    """``[fn(p) for p in points]`` (``fn(p, seed)`` with ``seeds``), computing only the points
+    not already cached.
 
     Each result is written (atomically) as soon as it arrives, so killing the sweep loses at
-    most the runs in flight, and a rerun computes only what is missing.
+    most the runs in flight, and a rerun computes only what is missing. A run's cache key is a
+    hash of its point, its seed and the code (:func:`ntkdyn.figures.storage.config_hash`).
     """
     cache_dir = Path(cache_dir)
-    paths = [cache_dir / f"{name}-run-{config_hash(name, p)}.npz" for p in points]
+    if seeds is not None and len(seeds) != len(points):
+        raise ValueError(f"seeds must hold one seed per point ({len(points)}), got {len(seeds)}")
+    keys = [p if seeds is None else {"point": p, "seed": _seed_key(seeds[i])}
+            for i, p in enumerate(points)]
+    paths = [cache_dir / f"{name}-run-{config_hash(name, k)}.npz" for k in keys]
     results: list[dict | None] = [load_result(path) for path in paths]
     todo = [i for i, r in enumerate(results) if r is None]
-    futures = {executor.submit(fn, points[i]): i for i in todo}
+    if seeds is None:
+        futures = {executor.submit(fn, points[i]): i for i in todo}
+    else:
+        futures = {executor.submit(fn, points[i], seeds[i]): i for i in todo}
     from tqdm.auto import tqdm
     with tqdm(total=len(points), initial=len(points) - len(todo), desc=name, unit="run",
               disable=not progress) as bar:

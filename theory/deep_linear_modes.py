@@ -49,7 +49,13 @@ __all__ = [
     "ntk_time_factor",
     "growing_component_u0",
     "task_modes",
+    "GD_ERROR_EXPONENT",
 ]
+
+#: Order of the gap between gradient descent and gradient flow: GD with step ``lr`` is the
+#: explicit Euler scheme of the flow (time ``t = lr * steps``), whose global error on a fixed
+#: time interval is ``O(lr^1)`` (e.g. Hairer, Norsett & Wanner 1993, sec. II.3).
+GD_ERROR_EXPONENT = 1.0
 
 
 # ------------------------------------------------------------------ input checks

@@ -44,6 +44,10 @@ from ..base.linalg import psd_power
 from ..base.validation import as_array, one_of, positive_float
 from .arccos import angle, arccos_degree0
 
+#: Order in ``t`` of the error of the early-time prediction: ``C-NFC(t) - C-NFC(0+) = O(t)``
+#: (the first neglected term of the expansion of ``W(t) - W(0)`` in the module docstring).
+EARLY_TIME_ERROR_ORDER = 1.0
+
 
 def _residual_rows(A, R):
     """``M`` with rows ``r_ij a_i`` ordered by ``(j, i)``, shape ``(k n, d)``."""

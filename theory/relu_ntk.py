@@ -42,6 +42,11 @@ def _linear_moments(cov, var1, var2):
     return cov, np.ones_like(cov)
 
 
+# The empirical NTK at initialisation averages m i.i.d. per-unit terms in every layer, so its
+# deviation from the infinite-width limit is O(m^(-1/2)) (central limit theorem; Jacot et al. 2018,
+# Arora et al. 2019): the exponent of ||K_m - K_inf||_F / ||K_inf||_F in the width.
+NTK_FLUCTUATION_EXPONENT = -0.5
+
 GAUSSIAN_MOMENTS = {"relu": _relu_moments, "erf": _erf_moments, "linear": _linear_moments}
 
 

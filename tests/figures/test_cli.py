@@ -8,16 +8,18 @@ from ntkdyn.figures import cli
 from ntkdyn.figures.registry import EXPERIMENT_MODULES, experiments, get_experiment
 from ntkdyn.figures.runner import resolve_config, run_experiment
 
-SMALL = ["--set", "log2_widths=[5, 6, 7]", "--set", "seeds=2", "--set", "n=8", "--set", "d=4"]
+SMALL = ["--config", "smoke"]
 
 
 def test_every_registered_module_follows_the_protocol():
     registry = experiments()
     assert len(registry) == len(EXPERIMENT_MODULES)
-    for name, module in registry.items():
-        assert set(module.QUICK) == set(module.PAPER)
-        assert "seed" in module.QUICK, f"{name} must be seeded by config['seed']"
-        assert all(len(t) == 2 and t[0] <= t[1] for t in module.TARGETS.values())
+    for name, experiment in registry.items():
+        configs = [experiment.config(c) for c in ("smoke", "quick", "paper")]
+        assert all(set(c) == set(configs[0]) for c in configs)
+        assert "seed" in configs[0], f"{name} must be seeded by config['seed']"
+        for config in configs:
+            assert experiment.declared(config), f"{name} declares no numbers"
 
 
 def test_list_prints_names_one_per_line(capsys):
@@ -30,26 +32,32 @@ def test_list_prints_names_one_per_line(capsys):
 def test_run_writes_png_and_json(tmp_path, capsys):
     assert cli.main(["run", "ntk-width", "--out", str(tmp_path), *SMALL]) == 0
     record = json.loads((tmp_path / "ntk-width.json").read_text())
-    assert {"experiment", "config", "agreement", "targets"} <= set(record)
-    assert record["experiment"] == "ntk-width"
-    assert record["config"]["log2_widths"] == [5, 6, 7]
-    assert np.isfinite(record["agreement"]["slope_fit"])
-    assert record["targets"]["slope_fit"] == [-0.6, -0.4]
-    assert record["executor"] == "process"
+    assert {"experiment", "config", "agreement", "kinds", "targets", "target_types", "holds",
+            "controls", "regimes", "failures", "ok"} <= set(record)
+    assert record["experiment"] == "ntk-width" and record["config_name"] == "smoke"
+    assert record["config"] == get_experiment("ntk-width").config("smoke")
+    assert np.isfinite(record["agreement"]["slope_fit_minus_theory"])
+    assert record["kinds"]["slope_fit_minus_theory"] == "agreement"
+    assert record["targets"]["slope_fit_minus_theory"] == [-0.05, 0.05]
+    assert record["targets"]["rel_err_widest_times_sqrt_width"] == [None, 5.0]
+    assert record["executor"] == "process" and record["ok"] is True
+    assert all(c["fails"] for c in record["controls"].values())
     assert (tmp_path / "ntk-width.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "slope_fit" in capsys.readouterr().out
+    assert "slope_fit_minus_theory" in capsys.readouterr().out
     # the second run is served from the cache and gives the same numbers
-    again = run_experiment("ntk-width", out=tmp_path, overrides=record["config"], verbose=False)
+    again = run_experiment("ntk-width", out=tmp_path, config_name="smoke", verbose=False)
     assert again["cached"] and again["agreement"] == record["agreement"]
 
 
 def test_corrupt_cache_is_recomputed(tmp_path, capsys):
     overrides = {"log2_widths": [5, 6], "seeds": 1, "n": 6, "d": 3}
-    first = run_experiment("ntk-width", out=tmp_path, overrides=overrides, verbose=False)
+    first = run_experiment("ntk-width", out=tmp_path, overrides=overrides, verbose=False,
+                           scheduler="serial")
     # the combined result, not a run
     (cache,) = (tmp_path / ".cache").glob("ntk-width-[0-9a-f]*.npz")
     cache.write_bytes(cache.read_bytes()[:40])
-    second = run_experiment("ntk-width", out=tmp_path, overrides=overrides, verbose=False)
+    second = run_experiment("ntk-width", out=tmp_path, overrides=overrides, verbose=False,
+                            scheduler="serial")
     assert not second["cached"] and second["agreement"] == first["agreement"]
     assert "corrupt cache" in capsys.readouterr().out
 

@@ -14,7 +14,7 @@ from ntkdyn.figures import cli, registry
 from ntkdyn.figures.report import build_report
 from ntkdyn.figures.runner import run_experiment
 
-TINY = {"log2_widths": [5, 6], "seeds": 1, "n": 6, "d": 3}
+TINY = {"log2_widths": [6, 7, 8, 9, 10, 11], "seeds": 2, "n": 16, "d": 8}  # the smoke config
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -22,7 +22,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    run_experiment("ntk-width", out=out, overrides=TINY, verbose=False)
+    run_experiment("ntk-width", out=out, overrides=TINY, verbose=False, scheduler="serial")
     return out
 
 
@@ -75,12 +75,14 @@ def parse(path) -> Page:
 
 
 def expected_rows(record):
-    """``[name, value, target, verdict]`` per agreement number, formatted independently."""
+    """``[name, kind, value, target, verdict]`` per number, formatted independently."""
     rows = []
     for key, value in record["agreement"].items():
         low, high = record["targets"][key]
-        rows.append([key, f"{value:.6g}", f"[{low:g}, {high:g}]",
-                     "holds" if low <= value <= high else "FAILS"])
+        text = (f"[{low:g}, {high:g}]" if low is not None and high is not None
+                else f"<= {high:g}" if low is None else f">= {low:g}")
+        ok = (low is None or value >= low) and (high is None or value <= high)
+        rows.append([key, record["kinds"][key], f"{value:.6g}", text, "holds" if ok else "FAILS"])
     return rows
 
 
@@ -103,12 +105,20 @@ def test_html_report_embeds_every_figure_and_number(out):
     assert len(rows) == len(record["targets"]) == 4
     for row in rows:
         assert row in page.rows
-    held = sum(row[3] == "holds" for row in rows)
+    agreements = [row for row in rows if row[1] == "agreement"]
+    held = sum(row[4] == "holds" for row in agreements)
     summary = [r for r in page.rows if r and r[0] == "ntk-width"]
-    assert summary and summary[0][1] == f"{held} / {len(rows)}"
+    controls = record["controls"]
+    rejected = sum(bool(c["fails"]) for c in controls.values())
+    assert summary and summary[0][1:3] == [f"{held} / {len(agreements)}",
+                                           f"{rejected} / {len(controls)}"]
+    text = (out / "report.html").read_text()
+    assert f"agreements held {held}/{len(agreements)}, controls rejected " in text
+    for name, control in controls.items():
+        assert [name, control["description"], ", ".join(control["fails"])] in page.rows
     for key, value in record["config"].items():
         assert [key, value if isinstance(value, str) else json.dumps(value)] in page.rows
-    assert registry.get_experiment("ntk-width").DESCRIPTION in (out / "report.html").read_text()
+    assert registry.get_experiment("ntk-width").description in text
 
 
 def test_markdown_twin_links_the_png_and_lists_every_number(out):
@@ -117,15 +127,16 @@ def test_markdown_twin_links_the_png_and_lists_every_number(out):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
     assert links == ["ntk-width.png"] and (out / links[0]).read_bytes()[:8] == PNG_SIGNATURE
     record = json.loads((out / "ntk-width.json").read_text())
-    for key, value, target, verdict in expected_rows(record):
+    for key, kind, value, target, verdict in expected_rows(record):
         verdict = "holds" if verdict == "holds" else "**FAILS**"
-        assert f"| `{key}` | {value} | {target} | {verdict} |" in markdown
+        assert f"| `{key}` | {kind} | {value} | {target} | {verdict} |" in markdown
+    assert "### Controls" in markdown
 
 
 def test_experiments_without_results_are_listed_as_not_run(tmp_path, only_ntk_width):
     build_report(tmp_path, quiet=True, run_missing=False)
     page = parse(tmp_path / "report.html")
-    assert ["ntk-width", "\u2013", "not run"] in page.rows
+    assert ["ntk-width", "\u2013", "\u2013", "\u2013", "\u2013", "not run"] in page.rows
     assert page.images == []
     assert "*not run*: `ntkdyn run ntk-width" in (tmp_path / "report.md").read_text()
     assert not (tmp_path / "ntk-width.json").exists()
@@ -153,11 +164,23 @@ def _replace(key, value):
     return corrupt
 
 
+def _replace_target(value):
+    def corrupt(p):
+        record = json.loads(p.read_text())
+        record["targets"]["slope_fit_minus_theory"] = value
+        p.write_text(json.dumps(record))
+    return corrupt
+
+
 @pytest.mark.parametrize("corrupt,message", [
     (_truncate, "not valid JSON"),
     (lambda p: p.write_text("[1, 2]"), "expected a JSON object"),
     (_replace("agreement", {"slope_fit": "steep"}), "agreement 'slope_fit'"),
-    (_replace("targets", {"slope_fit": [1]}), "target 'slope_fit'"),
+    (_replace_target([1]), "target 'slope_fit_minus_theory'"),
+    (_replace_target([None, None]), "target 'slope_fit_minus_theory'"),
+    (_replace("targets", {}), "number 'slope_fit_minus_theory' has no target"),
+    (_replace("kinds", {}), "has kind None"),
+    (_replace("controls", []), "'controls' must be an object"),
     (_replace("experiment", "other"), "records experiment 'other'"),
     (lambda p: p.with_suffix(".png").unlink(), "has no figure"),
 ])

@@ -11,10 +11,15 @@ import numpy as np
 import pytest
 
 from ntkdyn.figures import ntk_width
+from ntkdyn.figures.experiment import point_seed
 from ntkdyn.figures.storage import load_result
 from ntkdyn.figures.sweep import SerialExecutor, expand_grid, open_executor, run_cached
 
 TINY = dict(ntk_width.QUICK, log2_widths=[4, 5], depths=[2, 3], seeds=2, n=6, d=3)
+
+
+def _seeds(points, config=TINY):
+    return [point_seed(config, p) for p in points]
 
 
 def test_expand_grid_order_and_errors():
@@ -32,30 +37,39 @@ def test_serial_executor_propagates_errors():
 
 def test_pool_results_are_bitwise_identical_to_one_process(tmp_path):
     points = ntk_width.runs(TINY)
-    serial = [ntk_width.run(p) for p in points]
+    seeds = _seeds(points)
+    serial = [ntk_width.run(p, s) for p, s in zip(points, seeds)]
     with open_executor("process", workers=2) as (executor, kind):
-        pooled = run_cached(ntk_width.run, points, tmp_path, "ntk-width", executor, kind)
+        pooled = run_cached(ntk_width.run, points, tmp_path, "ntk-width", executor, kind,
+                            seeds=seeds)
     assert kind == "process"
     for a, b in zip(serial, pooled):
-        assert np.array_equal(a["K"], b["K"]) and a["error"] == b["error"]
+        assert np.array_equal(a["K"], b["K"]) and np.array_equal(a["X"], b["X"])
     # every run is cached with its point and executor; a rerun computes nothing
     assert len(list(tmp_path.glob("ntk-width-run-*.npz"))) == len(points)
-    again = run_cached(_fail_if_called, points, tmp_path, "ntk-width", SerialExecutor())
+    again = run_cached(_fail_if_called, points, tmp_path, "ntk-width", SerialExecutor(),
+                       seeds=seeds)
     assert all(np.array_equal(a["K"], b["K"]) for a, b in zip(again, pooled))
+    # another configuration seed is another cache entry
+    other = _seeds(points, dict(TINY, seed=1))
+    with pytest.raises(AssertionError, match="recomputed"):
+        run_cached(_fail_if_called, points, tmp_path, "ntk-width", SerialExecutor(), seeds=other)
 
 
-def _fail_if_called(point):
+def _fail_if_called(point, seed=None):
     raise AssertionError("a cached run was recomputed")
 
 
 def test_dask_local_cluster_gives_the_same_results(tmp_path):
     pytest.importorskip("distributed")
     points = ntk_width.runs(dict(TINY, depths=[2]))
+    seeds = _seeds(points)
     with open_executor("local", workers=2) as (executor, kind):
-        results = run_cached(ntk_width.run, points, tmp_path, "ntk-width", executor, kind)
+        results = run_cached(ntk_width.run, points, tmp_path, "ntk-width", executor, kind,
+                             seeds=seeds)
     assert kind == "dask"
-    for point, result in zip(points, results):
-        assert np.array_equal(result["K"], ntk_width.run(point)["K"])
+    for point, seed, result in zip(points, seeds, results):
+        assert np.array_equal(result["K"], ntk_width.run(point, seed)["K"])
 
 
 def test_unreachable_scheduler_and_unknown_names_are_clear_errors():
