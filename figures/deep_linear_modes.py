@@ -35,7 +35,7 @@ from ..numerics.synthetic import linear_teacher
 from ..numerics.training import gradient_descent
 from ..theory.deep_linear_modes import (GD_ERROR_EXPONENT, closed_form, growing_component_u0,
                                         mode_dynamics, mode_time)
-from .experiment import (Control, Experiment, agreement, around, at_most, identity)
+from .experiment import Control, Experiment, agreement, around, at_most, identity
 
 NAME = "deep-linear-modes"
 DESCRIPTION = "deep linear nets: mode strengths u(t)/s from the ODE vs full-batch GD (depths 1-6)"
@@ -209,7 +209,8 @@ def _rate_control(rate):
 
 
 CONTROLS = (
-    Control("rate_1.05", "the mode ODE's rate 2s (L u^(2-2/L)) scaled by 1.05", _rate_control(1.05)),
+    Control("rate_1.05", "the mode ODE's rate 2s (L u^(2-2/L)) scaled by 1.05",
+            _rate_control(1.05)),
     Control("rate_0.97", "the mode ODE's rate scaled by 0.97", _rate_control(0.97)),
 )
 

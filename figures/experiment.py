@@ -288,7 +288,9 @@ def evaluate(experiment: Experiment, config: dict, result: dict) -> Verdict:
                  if not declared[k].target.holds(control_numbers.get(k, float("nan")))]
         controls[control.name] = {
             "description": control.description,
-            "agreement": {k: control_numbers[k] for k in agreement_keys if k in control_numbers},
+            # a wrong theory may give NaN or inf: recorded as None (JSON null), and a failure
+            "agreement": {k: (control_numbers[k] if math.isfinite(control_numbers[k]) else None)
+                          for k in agreement_keys if k in control_numbers},
             "fails": fails,
         }
         if not fails:

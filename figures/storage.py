@@ -27,8 +27,9 @@ def library_version() -> str:
 def code_fingerprint() -> str:
     """Hex digest of every ``.py`` file of the installed ``ntkdyn`` package and of the numpy and
     scipy versions: an edit to any module, or another numpy/scipy, changes every cache key."""
-    import ntkdyn
     import scipy
+
+    import ntkdyn
 
     digest = hashlib.sha256()
     roots = []

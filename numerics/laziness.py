@@ -52,7 +52,8 @@ def measure_laziness(net: MLP, X, Y, seed, lr_factor: float, fraction: float,
     Returns ``kernel_change`` ``||K_T - K_0||_F / ||K_0||_F``, ``weight_change``
     ``||w_T - w_0||``, ``weight_norm`` ``||w_0||``, ``predicted_weight_change`` (the same steps
     on the linearised model, :func:`ntkdyn.theory.linearity.linearized_weight_change`),
-    ``steps``, ``lr``, ``converged`` (1.0 or 0.0) and ``losses`` (``L_s / L_0`` per step).
+    ``steps``, ``lr``, ``converged`` (1.0 or 0.0), ``losses`` (``L_s / L_0`` per step),
+    ``initial_kernel`` ``K_0`` ``(n, n)`` and ``initial_outputs`` ``f(w_0; X)`` ``(n,)``.
     """
     lr_factor = positive_float(lr_factor, "lr_factor")
     fraction = positive_float(fraction, "fraction")
@@ -69,7 +70,8 @@ def measure_laziness(net: MLP, X, Y, seed, lr_factor: float, fraction: float,
     KT = empirical_ntk(net, params, X)
     theta0, theta = net.flatten(params0), net.flatten(params)
     steps = len(losses) - 1
-    r0 = (net.apply(params0, X) - Y)[:, 0]
+    outputs0 = net.apply(params0, X)[:, 0]
+    r0 = outputs0 - Y[:, 0]
     return {
         "kernel_change": relative_change(KT, K0),
         "weight_change": float(np.linalg.norm(theta - theta0)),
@@ -78,4 +80,5 @@ def measure_laziness(net: MLP, X, Y, seed, lr_factor: float, fraction: float,
         "steps": steps, "lr": lr,
         "converged": float(losses[-1] <= fraction * losses[0]),
         "losses": losses / losses[0],
+        "initial_kernel": K0, "initial_outputs": outputs0,
     }

@@ -48,6 +48,7 @@ __all__ = [
     "final_eigenvalue",
     "invariant",
     "static_loss",
+    "static_loss_exponent",
     "power_law_problem",
     "observables",
 ]
@@ -258,6 +259,19 @@ def static_loss(eigenvalues, coefficients, t) -> np.ndarray:
     if lam.shape != yk.shape:
         raise ValueError("eigenvalues and coefficients must have the same shape")
     return 0.5 * np.exp(-2.0 * t[:, None] * lam[None, :]) @ (yk ** 2)
+
+
+def static_loss_exponent(a: float, b: float) -> float:
+    """``(a - 1) / b``: the frozen-kernel loss decays as ``t^(-(a-1)/b)`` for ``lam_k = k^-b``,
+    ``y_k^2 ~ k^-a`` (``a > 1``), while ``1/lam_1 << t << 1/lam_P`` and ``P -> inf``.
+
+    ``sum_k k^-a e^(-2 k^-b t) ~ int k^-a e^(-2 k^-b t) dk = (2t)^(-(a-1)/b) Gamma((a-1)/b) / b``.
+    """
+    a = positive_float(a, "a")
+    b = positive_float(b, "b")
+    if a <= 1.0:
+        raise ValueError(f"the power law needs a > 1 (a summable target), got a = {a}")
+    return (a - 1.0) / b
 
 
 def power_law_problem(P: int, b: float = 1.5, a: float = 2.0, seed=0, y_norm: float = 1.0):

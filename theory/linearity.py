@@ -68,6 +68,7 @@ __all__ = [
     "nonlinear_output_hessian",
     "nonlinear_output_norm_bounds",
     "nonlinear_output_kernel",
+    "tanh_output_kernel_change",
     "bottleneck_block_norm",
     "infinity_norm_lower_bound",
     "norm_221_at",
@@ -84,6 +85,9 @@ SCALING_EXPONENTS = {
     "gradient_norm": 0.0,
     "hessian_frobenius": 0.0,         # the Frobenius norm does not vanish with width
     "kernel_change_bound": -0.5,      # an upper bound; NTK-parameterized GD measures close to -1
+    # The change itself, linear output: the first-order change averages to zero over the signs of
+    # the output weights, leaving O(1/m) (Dyer & Gur-Ari 2020; Huang & Yau 2020).
+    "kernel_change": -1.0,
     "weight_change": 0.0,
     "relative_weight_change": -0.5,
     "nonlinear_output_kernel_change": 0.0,
@@ -282,6 +286,23 @@ def nonlinear_output_kernel(K_f, dpsi_fx, dpsi_fz=None) -> np.ndarray:
     if K_f.shape != (a.size, b.size):
         raise ValueError(f"K_f must have shape ({a.size}, {b.size}), got {K_f.shape}")
     return a[:, None] * K_f * b[None, :]
+
+
+def tanh_output_kernel_change(K0, outputs0, targets) -> float:
+    """Predicted ``||K_g(T) - K_g(0)||_F / ||K_g(0)||_F`` for ``g = tanh(f)`` fitted to ``targets``.
+
+    With ``K_f`` constant (a wide linear-output ``f``), ``K_g = psi'(f(x)) psi'(f(z)) K_f`` and
+    ``psi'(f) = 1 - g^2``: moving ``g`` from ``outputs0`` to ``targets`` gives
+    ``K_g(T) = D K_g(0) D`` with ``D = diag((1 - y^2) / (1 - g_0^2))``, a ``Theta(1)`` change at
+    every width (Liu, Zhu & Belkin 2020, the non-linear output counter-example).
+
+    ``K0`` is ``K_g(0)`` ``(n, n)``; ``outputs0`` ``g(w_0; x_i)`` and ``targets`` ``y_i`` ``(n,)``.
+    """
+    K0 = as_array(K0, "K0", ndim=2)
+    g0 = as_array(outputs0, "outputs0", ndim=1)
+    y = as_array(targets, "targets", ndim=1)
+    KT = nonlinear_output_kernel(K0, (1.0 - y * y) / (1.0 - g0 * g0))
+    return float(np.linalg.norm(KT - K0) / np.linalg.norm(K0))
 
 
 # ============================================================================ bottleneck

@@ -1,7 +1,8 @@
-"""relu-alignment, specialization, depth-alignment: targets at reduced scale, real-data path.
+"""relu-alignment, specialization, depth-alignment: controls, seeding, real-data path.
 
-The default suite runs each experiment with one seed (and fewer gammas / depths); the full
-quick configurations, which assert every TARGETS interval, are marked slow.
+The central contract test runs every SMOKE configuration through the runner; here one seed of it
+checks that each wrong theory is rejected by the number built to reject it, and the full quick
+configurations are marked slow.
 """
 import gzip
 import struct
@@ -13,58 +14,80 @@ import pytest
 
 from ntkdyn.figures import depth_alignment, relu_alignment, specialization
 from ntkdyn.figures.cli import main
+from ntkdyn.figures.experiment import evaluate, point_seed
 
 matplotlib.use("Agg")
 
-
-def holds(module, numbers, keys=None):
-    for key in keys or module.TARGETS:
-        low, high = module.TARGETS[key]
-        assert low <= numbers[key] <= high, \
-            f"{module.NAME}: {key} = {numbers[key]} not in [{low}, {high}]"
-
-
-def test_specialization_one_seed():
-    """ReLU xi >= 0.10 while |xi_linear| <= 0.01; |xi| <= 0.02 at initialisation
-    (measured, seed 0: 0.134, 0.0027, 0.0055)."""
-    config = dict(specialization.QUICK, seeds=1, num_records=6)
-    result = specialization.compute(config)
-    numbers = specialization.agreement(result)
-    holds(specialization, numbers)
-    assert numbers["xi_rate_relu_theory"] != 0.0
-    assert isinstance(specialization.plot(result), matplotlib.figure.Figure)
+# The control of each experiment and an agreement number it must fail.
+CONTROL_REJECTED_BY = {
+    relu_alignment: {"rate_scaled_1.03": "initial_rate_fd_over_theory_dev",
+                     "first_order_only": "early_taylor2_rel_err_rich",
+                     "nngp_for_ntk": "init_kernel_rel_err",
+                     "xxt_for_ntk": "init_kernel_rel_err"},
+    specialization: {"xi_rate_scaled_1.03": "xi_rate_fd_over_theory_dev",
+                     "linear_first_order_only": "xi_linear_early_taylor2_rel_err"},
+    depth_alignment: {"nngp_for_ntk": "init_kernel_rel_err_depth2",
+                      "ntk_one_layer_shallower": "init_kernel_rel_err_depth5"},
+}
 
 
-def test_relu_alignment_reduced():
-    """Gains along gamma in {1, 3, 30} (seed 0, measured 0.008, 0.036, 0.123) and the exact
-    initial rate within 10% of GD."""
-    config = dict(relu_alignment.QUICK, gammas=[1.0, 3.0, 30.0], seeds=1, num_records=8)
-    result = relu_alignment.compute(config)
-    numbers = relu_alignment.agreement(result)
-    holds(relu_alignment, numbers)
-    assert isinstance(relu_alignment.plot(result), matplotlib.figure.Figure)
+@pytest.fixture(scope="module", params=list(CONTROL_REJECTED_BY), ids=lambda m: m.NAME)
+def one_seed(request):
+    module = request.param
+    config = dict(module.EXPERIMENT.config("smoke"), seeds=1)
+    result = module.EXPERIMENT.compute_serial(config)
+    return module, config, result
 
 
-def test_depth_alignment_reduced():
-    config = dict(depth_alignment.QUICK, depths=[2, 5], seeds=1, num_records=8)
-    result = depth_alignment.compute(config)
-    numbers = depth_alignment.agreement(result)
-    holds(depth_alignment, numbers)
-    assert numbers["gain_depth5"] > 3 * numbers["gain_depth2"]
-    assert isinstance(depth_alignment.plot(result), matplotlib.figure.Figure)
+def test_one_seed_meets_targets_and_controls_are_rejected(one_seed):
+    module, config, result = one_seed
+    verdict = evaluate(module.EXPERIMENT, config, result)
+    assert verdict.ok, verdict.failures
+    for control, number in CONTROL_REJECTED_BY[module].items():
+        assert number in verdict.controls[control]["fails"], (control, verdict.controls[control])
+    assert isinstance(module.EXPERIMENT.plot(result), matplotlib.figure.Figure)
+
+
+def test_controls_do_not_modify_the_result(one_seed):
+    module, config, result = one_seed
+    before = {k: np.array(v, copy=True) for k, v in result.items()}
+    for control in module.EXPERIMENT.controls:
+        control.apply(dict(result), config)
+    for key, value in before.items():
+        np.testing.assert_array_equal(result[key], value)
+
+
+def test_seed_determines_the_result():
+    config = dict(specialization.EXPERIMENT.config("smoke"), n=40, steps=5, seeds=2,
+                  num_records=3, width=16, gamma=1.0)
+    a = specialization.EXPERIMENT.compute_serial(config)
+    b = specialization.EXPERIMENT.compute_serial(config)
+    np.testing.assert_array_equal(a["xi"], b["xi"])
+    assert not np.array_equal(a["xi"][:, 0], a["xi"][:, 1])  # replicates are independent
+    c = specialization.EXPERIMENT.compute_serial(dict(config, seed=1))
+    assert not np.array_equal(a["xi"], c["xi"])
+
+
+def test_relu_alignment_replicate_shares_task_and_weights_across_gammas():
+    """Paired comparison along gamma: every run of a replicate starts from the same network."""
+    config = dict(relu_alignment.EXPERIMENT.config("smoke"), n=40, steps=3, num_records=2,
+                  widths=[16], seeds=2)
+    first = {}
+    for p in relu_alignment.runs(config):
+        out = relu_alignment.run(dict(p, early_checks=False, init_kernel=False),
+                                 point_seed(config, p))
+        first.setdefault(p["replicate"], []).append(out["alignment_centered"][0])
+    for values in first.values():
+        assert np.ptp(values) == 0.0  # same task and weights: same A_c(K_0)
+    assert first[0][0] != first[1][0]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", [relu_alignment, specialization, depth_alignment])
+@pytest.mark.parametrize("module", list(CONTROL_REJECTED_BY), ids=lambda m: m.NAME)
 def test_quick_configuration_meets_every_target(module):
-    result = module.compute(module.QUICK)
-    holds(module, module.agreement(result))
-
-
-def test_same_config_same_result():
-    config = dict(specialization.QUICK, n=40, steps=5, seeds=1, num_records=3, width=16, gamma=1.0)
-    a, b = specialization.compute(config), specialization.compute(config)
-    np.testing.assert_array_equal(a["xi"], b["xi"])
+    config = module.EXPERIMENT.config("quick")
+    verdict = evaluate(module.EXPERIMENT, config, module.EXPERIMENT.compute_serial(config))
+    assert verdict.ok, verdict.failures
 
 
 # ------------------------------------------------------------------------ real data
@@ -81,13 +104,16 @@ def write_mnist(root, n=100, seed=0):
 
 def test_experiments_run_on_mnist_files(tmp_path):
     write_mnist(tmp_path)
-    config = dict(specialization.QUICK, dataset="mnist", data_dir=str(tmp_path), n=24,
-                  num_classes=3, width=16, steps=5, seeds=1, num_records=3, gamma=1.0)
-    result = specialization.compute(config)
+    config = dict(specialization.EXPERIMENT.config("smoke"), dataset="mnist",
+                  data_dir=str(tmp_path), n=24, num_classes=3, width=16, steps=5, seeds=1,
+                  num_records=3, gamma=1.0)
+    result = specialization.EXPERIMENT.compute_serial(config)
     assert result["S_final"].shape == (2, 1, 3, 3)
-    config = dict(depth_alignment.QUICK, dataset="mnist", data_dir=str(tmp_path), n=24,
-                  num_classes=3, width=16, steps=5, seeds=1, num_records=3, depths=[2, 3])
-    assert depth_alignment.compute(config)["alignment_centered"].shape == (2, 1, 3)
+    config = dict(depth_alignment.EXPERIMENT.config("smoke"), dataset="mnist",
+                  data_dir=str(tmp_path), n=24, num_classes=3, width=16, steps=5, seeds=1,
+                  num_records=3, depths=[2, 3])
+    assert depth_alignment.EXPERIMENT.compute_serial(config)["alignment_centered"].shape == (
+        2, 1, 3)
 
 
 def test_missing_data_is_a_clear_error_and_writes_nothing(tmp_path, capsys, monkeypatch):
@@ -104,7 +130,7 @@ def test_missing_data_is_a_clear_error_and_writes_nothing(tmp_path, capsys, monk
     assert "data_batch_1" in capsys.readouterr().err
     assert not out.exists()
     # Fallback only when asked: the synthetic task then runs.
-    config = dict(specialization.QUICK, dataset="mnist", data_dir=str(tmp_path / "empty"),
-                  fallback_synthetic=True, n=24, width=16, steps=3, seeds=1, num_records=2,
-                  gamma=1.0)
-    assert specialization.compute(config)["xi"].shape[:2] == (2, 1)
+    config = dict(specialization.EXPERIMENT.config("smoke"), dataset="mnist",
+                  data_dir=str(tmp_path / "empty"), fallback_synthetic=True, n=24, width=16,
+                  steps=3, seeds=1, num_records=2, gamma=1.0)
+    assert specialization.EXPERIMENT.compute_serial(config)["xi"].shape[:2] == (2, 1)

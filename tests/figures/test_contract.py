@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntkdyn.figures import cli, registry
+from ntkdyn.figures import cli
 from ntkdyn.figures import experiment as ex
+from ntkdyn.figures import registry
 from ntkdyn.figures.runner import compute_result, run_experiment
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Experiments of the transition to linearity: reduced-scale targets, smoke runs, bad input."""
+"""Experiments of the transition to linearity: theory sides, seeding, reduced runs, bad input."""
 from __future__ import annotations
 
 import math
@@ -8,69 +8,93 @@ import pytest
 
 from ntkdyn.figures import hessian_width, kernel_change, weight_change
 from ntkdyn.figures.cli import main
+from ntkdyn.figures.experiment import evaluate, point_seed
 from ntkdyn.figures.registry import experiments
 from ntkdyn.numerics.memory import MemoryBudgetError
+from ntkdyn.theory import linearity as lin
 
 MODULES = (hessian_width, kernel_change, weight_change)
+
+
+def _target(experiment, config, name):
+    return experiment.declared(config)[name].target
 
 
 def test_registered_with_matching_configurations():
     registry = experiments()
     for module in MODULES:
-        assert registry[module.NAME] is module
-        assert set(module.QUICK) == set(module.PAPER)
+        E = module.EXPERIMENT
+        assert registry[E.name] is E
+        assert set(E.config("smoke")) == set(E.config("quick")) == set(E.config("paper"))
 
 
-def test_hessian_width_reduced_scale():
-    config = dict(hessian_width.QUICK, widths=[2 ** k for k in range(6, 15)],
-                  activations=["tanh", "relu"], seeds=3, fit_from=2 ** 9,
-                  deep_widths=[64, 128, 256, 512], deep_activations=["tanh"], deep_seeds=2,
-                  deep_fit_from=64)
-    result = hessian_width.compute(config)
-    agr = hessian_width.agreement(result)
-    assert agr["relu_exact_rel_err"] < 1e-12
-    assert abs(agr["slope_raw_relu"] + 0.5) < 1e-9
-    assert 0.85 < agr["law_ratio_tanh"] < 1.15
-    assert abs(agr["slope_sqrtlog_tanh"] + 0.5) < 0.1
-    assert agr["grad_variation_tanh"] < 0.05 and agr["grad_variation_relu"] < 0.05
-    assert abs(agr["frobenius_slope_tanh"]) < 0.05
-    # Claim: three layers, slope within 0.1 of -1/2 while ||grad f|| varies by under 10 %.
-    assert abs(agr["slope_three_layer_tanh"] + 0.5) < 0.1
-    assert agr["grad_variation_three_layer_tanh"] < 0.1
-    fig = hessian_width.plot(result)
-    assert len(fig.axes) == 4
+def test_hessian_width_reduced_run_relu_identity_and_theory_side():
+    E = hessian_width.EXPERIMENT
+    config = dict(E.config("smoke"), widths=[2 ** k for k in range(6, 11)],
+                  activations=["tanh", "relu"], seeds=2, fit_from=2 ** 8,
+                  deep_widths=[16, 32], deep_activations=["relu"], deep_seeds=1,
+                  deep_fit_from=16)
+    result = E.compute_serial(config)
+    verdict = evaluate(E, config, result)
+    assert _target(E, config, "relu_exact_rel_err").holds(verdict.numbers["relu_exact_rel_err"])
+    assert E.declared(config)["relu_exact_rel_err"].kind == "identity"
+    # The theory side comes from theory code alone.
+    np.testing.assert_array_equal(
+        result["theory_norm"][1], lin.relu_hessian_norm(result["widths"], 10, math.sqrt(10)))
+    assert float(result["predicted_exponent"]) == lin.SCALING_EXPONENTS["hessian_norm"]
+    assert len(E.plot(result).axes) == 4
 
 
-def test_kernel_change_reduced_scale():
-    """Linear output: the change falls at least like m^(-1/2); tanh output: it does not fall."""
-    config = dict(kernel_change.QUICK, n=30, widths=[64, 128, 256, 512], seeds=1, fit_from=64,
-                  variants=["linear-tanh", "output-tanh", "bottleneck"])
-    result = kernel_change.compute(config)
-    agr = kernel_change.agreement(result)
-    assert agr["all_converged"] == 1.0
-    assert agr["slope_linear-tanh"] <= -0.5
-    assert abs(agr["slope_output-tanh"]) < 0.25
-    assert agr["kernel_change_widest_output-tanh"] > 10 * agr["kernel_change_widest_linear-tanh"]
-    assert agr["kernel_change_widest_bottleneck"] > 0.2
-    losses = result["losses"]
-    assert np.all(losses[..., -1] <= config["fraction"])
-    kernel_change.plot(result)
+def test_kernel_change_reduced_run_meets_the_declared_targets():
+    """Linear output: a small change inside the bound; tanh output: the predicted Theta(1)."""
+    E = kernel_change.EXPERIMENT
+    config = dict(E.config("smoke"), n=20, widths=[64, 128, 256], seeds=1, fit_from=64,
+                  variants=["linear-tanh", "output-tanh"])
+    result = E.compute_serial(config)
+    verdict = evaluate(E, config, result)
+    for name in ("all_converged", "change_over_bound_widest_linear-tanh",
+                 "change_minus_theory_widest_output-tanh"):
+        assert verdict.holds[name], (name, verdict.numbers[name])
+    assert np.all(result["losses"][..., -1] <= config["fraction"])
+    assert verdict.controls["constant_kernel"]["fails"]
+    E.plot(result)
 
 
-def test_weight_change_reduced_scale_and_lazy_prediction():
-    config = dict(weight_change.QUICK, n=30, widths=[64, 256, 1024, 4096], seeds=1,
-                  variants=["linear-relu"])
-    result = weight_change.compute(config)
-    agr = weight_change.agreement(result)
-    assert -0.6 < agr["slope_relative_linear-relu"] < -0.4
-    assert abs(agr["slope_absolute_linear-relu"]) < 0.1
-    assert abs(agr["prediction_ratio_widest_linear-relu"] - 1) < 0.05
-    # ||w_0|| ~ sqrt(#params) = sqrt(m (d + 1)).
-    P = np.asarray(config["widths"]) * (config["d"] + 1)
-    np.testing.assert_allclose(result["weight_norm"][0, :, 0], np.sqrt(P), rtol=0.05)
-    weight_change.plot(result)
+def test_train_run_shares_the_data_and_draws_its_own_weights():
+    config = dict(kernel_change.EXPERIMENT.config("smoke"), n=8, widths=[16, 32], fit_from=16,
+                  variants=["linear-tanh"])
+    points = kernel_change.runs(config)[:2]
+    a, b = (kernel_change.train_run(p, point_seed(config, p)) for p in points)
+    np.testing.assert_array_equal(a["targets"], b["targets"])
+    assert a["weight_norm"] != b["weight_norm"]
+    again = kernel_change.train_run(points[0], point_seed(config, points[0]))
+    assert again["kernel_change"] == a["kernel_change"]
+
+
+def test_weight_change_reduced_run_and_lazy_prediction():
+    E = weight_change.EXPERIMENT
+    config = dict(E.config("smoke"), n=20, widths=[64, 256, 1024], variants=["linear-relu"])
+    result = E.compute_serial(config)
+    verdict = evaluate(E, config, result)
+    # ||w_0|| ~ sqrt(#params) = sqrt(m (d + 1)); the weights move as the linearised model's.
+    np.testing.assert_allclose(result["theory_weight_norm"], np.sqrt(config["widths"])
+                               * math.sqrt(config["d"] + 1), rtol=1e-12)
+    for name in ("prediction_ratio_widest_linear-relu", "weight_norm_ratio_linear-relu"):
+        assert _target(E, config, name).holds(verdict.numbers[name]), verdict.numbers[name]
+    E.plot(result)
     with pytest.raises(ValueError, match="variants"):
-        weight_change.runs(dict(config, variants=["output-tanh"]))
+        E.runs(dict(config, variants=["output-tanh"]))
+
+
+def test_controls_leave_the_result_alone():
+    E = weight_change.EXPERIMENT
+    config = dict(E.config("smoke"), n=10, widths=[16, 32], variants=["linear-tanh"])
+    result = E.compute_serial(config)
+    before = {k: np.array(v, copy=True) for k, v in result.items()}
+    for control in E.controls:
+        control.apply(dict(result), config)
+    for k, v in before.items():
+        np.testing.assert_array_equal(result[k], v)
 
 
 def test_configurations_that_cannot_be_fitted_are_refused():
@@ -83,14 +107,16 @@ def test_configurations_that_cannot_be_fitted_are_refused():
 
 
 def test_too_wide_is_refused_before_allocating():
-    point = dict(hessian_width.runs(hessian_width.QUICK)[0], width=2 ** 40)
+    config = hessian_width.QUICK
+    point = dict(hessian_width.runs(config)[0], width=2 ** 40)
     with pytest.raises(MemoryBudgetError, match="needs about"):
-        hessian_width.run(point)
+        hessian_width.run(point, point_seed(config, point))
     deep = dict(point, depth=3, width=2 ** 20)  # 2^40 weights in the middle layer
     with pytest.raises(MemoryBudgetError):
-        hessian_width.run(deep)
+        hessian_width.run(deep, point_seed(config, deep))
+    wide = dict(kernel_change.runs(kernel_change.QUICK)[0], width=2 ** 36)
     with pytest.raises(MemoryBudgetError):
-        kernel_change.run(dict(kernel_change.runs(kernel_change.QUICK)[0], width=2 ** 36))
+        kernel_change.run(wide, point_seed(kernel_change.QUICK, wide))
 
 
 def test_cli_reports_a_too_wide_network_in_one_line(tmp_path, capsys):
@@ -110,3 +136,11 @@ def test_dataset_targets_are_reachable_by_a_tanh_output():
     X, Y = data.X, data.Y
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), math.sqrt(10))
     assert np.all(np.abs(Y) < 0.5)
+
+
+def test_tanh_output_kernel_change_is_zero_when_the_outputs_do_not_move():
+    K = np.array([[2.0, 0.5], [0.5, 1.0]])
+    g = np.array([0.3, -0.2])
+    assert lin.tanh_output_kernel_change(K, g, g) == 0.0
+    # Outputs moving from 0 to y = +-1/2 scale the kernel by (3/4)^2: change 7/16.
+    assert lin.tanh_output_kernel_change(K, [0.0, 0.0], [0.5, -0.5]) == pytest.approx(7 / 16)

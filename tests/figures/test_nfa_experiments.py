@@ -1,4 +1,4 @@
-"""The neural-feature-ansatz experiments at reduced scale: targets, plots, runner."""
+"""The neural-feature-ansatz experiments: theory sides, controls, data sets, seeding, plots."""
 import json
 
 import matplotlib.figure
@@ -6,42 +6,69 @@ import numpy as np
 import pytest
 
 from ntkdyn.figures import nfa_early_time, nfa_rule, nfa_training
-from ntkdyn.figures.registry import experiments
+from ntkdyn.figures.experiment import evaluate, point_seed
+from ntkdyn.figures.registry import get_experiment
 from ntkdyn.figures.runner import run_experiment
+from ntkdyn.theory.nfa import EARLY_TIME_ERROR_ORDER
 
 MODULES = (nfa_training, nfa_early_time, nfa_rule)
 
 
-def _holds(module, numbers, name):
-    low, high = module.TARGETS[name]
-    return low <= numbers[name] <= high
-
-
 def test_registered():
-    names = experiments()
     for module in MODULES:
-        assert names[module.NAME] is module
+        assert get_experiment(module.NAME) is module.EXPERIMENT
 
 
-def test_training_centred_above_uncentred_early_reduced():
-    config = dict(nfa_training.QUICK, n=256, width=64, steps=120, num_records=8)
-    result = nfa_training.compute(config)
-    numbers = nfa_training.agreement(result)
-    for name in ("c_minus_uc_min_early", "c_min_early"):
-        assert _holds(nfa_training, numbers, name), numbers
-    assert numbers["loss_ratio"] < 0.9  # 120 steps: training has begun
+def test_early_time_theory_side_and_its_controls():
+    E = nfa_early_time.EXPERIMENT
+    config = dict(E.config("smoke"), init_scales=[1.0], steps=30, num_records=6, wide_steps=10)
+    result = E.compute_serial(config)
+    assert result["pred"].shape == (1, config["hidden_layers"])
+    assert float(result["predicted_error_order"]) == EARLY_TIME_ERROR_ORDER
+    verdict = evaluate(E, config, result)
+    declared = E.declared(config)
+    for key in ("rel_error_small_t_max", "two_layer_ptk_departure_ratio"):
+        assert declared[key].target.holds(verdict.numbers[key]), (key, verdict.numbers)
+    # a PTK proportional to the identity predicts perfect alignment, whatever the data
+    wrong = next(c for c in nfa_early_time.CONTROLS if c.name == "ptk_identity")
+    replaced = wrong.apply(dict(result), config)
+    assert np.allclose(replaced["pred"], 1.0) and np.isclose(replaced["wide_pred_arccos"], 1.0)
+    assert not np.allclose(result["pred"], 1.0)  # the control did not modify the result
+    assert verdict.controls["ptk_identity"]["fails"]
+    assert isinstance(E.plot(result), matplotlib.figure.Figure)
+
+
+def test_early_time_data_shared_weights_per_run():
+    E = nfa_early_time.EXPERIMENT
+    config = dict(E.config("smoke"), n=16, width=8, steps=5, num_records=3, wide_width=16,
+                  wide_steps=5)
+    points = E.runs(config)
+    a, b = (E.run(p, point_seed(config, p)) for p in points[:2])
+    assert np.array_equal(a["inputs0"], b["inputs0"])  # one data set for the sweep
+    assert not np.allclose(a["theta"][0] / a["theta"][0].max(),
+                           b["theta"][0] / b["theta"][0].max())  # independent weights
+
+
+def test_training_theory_side_and_plot():
+    E = nfa_training.EXPERIMENT
+    config = dict(E.config("smoke"), steps=40, num_records=5)
+    result = E.compute_serial(config)
     assert result["lowrank_uc"].shape == (1, len(result["lowrank_steps"]), 5)
+    assert result["lowrank_c_theory"].shape == (1, 5)
     assert 10 in result["lowrank_steps"] and np.all(np.isfinite(result["lowrank_c"]))
-    # uncentred correlation at init falls with depth (set by the initialisation)
-    assert numbers["uc_first_layer_early"] > numbers["uc_last_layer_early"] + 0.3
-    assert isinstance(nfa_training.plot(result), matplotlib.figure.Figure)
+    verdict = evaluate(E, config, result)
+    key = "c_early_minus_theory_max_abs"
+    assert E.declared(config)[key].target.holds(verdict.numbers[key]), verdict.numbers
+    assert all(v["fails"] for v in verdict.controls.values())
+    assert isinstance(E.plot(result), matplotlib.figure.Figure)
 
 
 def test_training_on_digits_where_scikit_learn_is_installed():
     pytest.importorskip("sklearn")
-    config = dict(nfa_training.QUICK, datasets=["digits"], n=200, width=32, steps=20,
+    E = nfa_training.EXPERIMENT
+    config = dict(E.config("smoke"), datasets=["digits"], n=200, width=32, steps=20,
                   num_records=4)
-    result = nfa_training.compute(config)
+    result = E.compute_serial(config)
     assert result["digits_uc"].shape[-1] == 5 and np.all(np.isfinite(result["digits_c"]))
 
 
@@ -51,44 +78,43 @@ def _write_idx(path, array, code):
     path.write_bytes(header + array.astype(">u1").tobytes())
 
 
-def test_training_on_mnist_from_local_idx_files(tmp_path):
+def test_training_on_mnist_from_local_idx_files_and_missing_files_fail(tmp_path):
     rng = np.random.default_rng(0)
     _write_idx(tmp_path / "train-images-idx3-ubyte",
                rng.integers(0, 256, size=(200, 28, 28)), 0x08)
     _write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(200) % 10, 0x08)
-    config = dict(nfa_training.QUICK, datasets=["mnist", "lowrank"], data_dir=str(tmp_path),
+    E = nfa_training.EXPERIMENT
+    config = dict(E.config("smoke"), datasets=["mnist", "lowrank"], data_dir=str(tmp_path),
                   n=100, width=16, steps=12, num_records=4)
-    result = nfa_training.compute(config)
-    assert list(result["datasets"]) == ["lowrank", "mnist"]
+    result = E.compute_serial(config)
+    assert list(result["datasets"]) == ["mnist", "lowrank"]
     assert result["mnist_uc"].shape == (1, len(result["mnist_steps"]), 5)
-    assert "mnist_c_min_early" in nfa_training.agreement(result)
-    # without the files, MNIST is left out rather than failing the run
-    missing = dict(config, data_dir=str(tmp_path / "nowhere"))
-    assert [p["dataset"] for p in nfa_training.runs(missing)] == ["lowrank"]
+    assert result["mnist_c_theory"].shape == (1, 5)
+    assert set(E.measure(result)) == set(E.declared(config))
+    # without the files the run fails, naming the data set, instead of leaving it out
+    with pytest.raises(FileNotFoundError, match="mnist"):
+        E.runs(dict(config, data_dir=str(tmp_path / "nowhere")))
 
 
-def test_early_time_prediction_within_five_percent_reduced():
-    config = dict(nfa_early_time.QUICK, n=128, width=32, init_scales=[0.5, 2.0], steps=60,
-                  num_records=8, wide_width=1024, wide_steps=20)
-    result = nfa_early_time.compute(config)
-    numbers = nfa_early_time.agreement(result)
-    assert _holds(nfa_early_time, numbers, "max_rel_error_small_t"), numbers
-    assert _holds(nfa_early_time, numbers, "two_layer_arccos_abs_error"), numbers
-    assert result["pred"].shape == (2, 5) and result["c"].shape[0] == 2
-    assert isinstance(nfa_early_time.plot(result), matplotlib.figure.Figure)
+def test_rule_raises_the_target_layer_and_rfm_recovers_the_subspace():
+    E = nfa_rule.EXPERIMENT
+    config = dict(E.config("smoke"), target_layers=[3])
+    result = E.compute_serial(config)
+    verdict = evaluate(E, config, result)
+    declared = E.declared(config)
+    assert set(verdict.numbers) == set(declared) and "uc_gain_layer4" in declared
+    assert all(n.kind == "observation" for n in declared.values())
+    assert verdict.ok, verdict.failures
+    assert isinstance(E.plot(result), matplotlib.figure.Figure)
 
 
-def test_rule_raises_the_target_layer_and_rfm_recovers_the_subspace_reduced():
-    config = dict(nfa_rule.QUICK, n=256, n_test=256, width=64, steps=300, target_layers=[3],
-                  rfm_iterations=2, num_records=6)
-    result = nfa_rule.compute(config)
-    numbers = nfa_rule.agreement(result)
-    assert _holds(nfa_rule, numbers, "uc_gain_min"), numbers
-    assert _holds(nfa_rule, numbers, "rfm_subspace_cos_min"), numbers
-    assert np.isfinite(numbers["c_change_layer4"])
-    # RFM beats the plain Laplace kernel on the low-rank task
-    assert numbers["rfm_test_error"] < numbers["kernel_probe_error_identity"]
-    assert isinstance(nfa_rule.plot(result), matplotlib.figure.Figure)
+def test_rule_runs_share_data_and_initial_weights():
+    E = nfa_rule.EXPERIMENT
+    config = dict(E.config("smoke"), n=32, n_test=16, width=8, steps=3, num_records=2,
+                  rfm_iterations=1, target_layers=[0])
+    gd, rule = (E.run(p, point_seed(config, p)) for p in E.runs(config)[:2])
+    assert np.array_equal(gd["losses"][:1], rule["losses"][:1])  # same data and weights
+    assert not np.array_equal(gd["losses"], rule["losses"])
 
 
 def test_bad_configurations_name_the_key():
@@ -104,16 +130,22 @@ def test_runner_writes_png_and_json(tmp_path):
     tiny = {"n": 64, "width": 16, "init_scales": [1.0], "steps": 20, "num_records": 5,
             "wide_width": 256, "wide_steps": 10}
     record = run_experiment("nfa-early-time", out=tmp_path, overrides=tiny, verbose=False,
-                            scheduler="serial")
+                            scheduler="serial", config_name="smoke")
     assert (tmp_path / "nfa-early-time.png").stat().st_size > 0
     saved = json.loads((tmp_path / "nfa-early-time.json").read_text())
     assert saved["agreement"] == record["agreement"]
-    assert record["holds"]["max_rel_error_small_t"]
+    assert set(record["controls"]) == {c.name for c in nfa_early_time.CONTROLS}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.NAME)
 def test_paper_scale_targets(module):
-    numbers = module.agreement(module.compute(module.PAPER))
-    for name in module.TARGETS:
-        assert _holds(module, numbers, name), (name, numbers)
+    E = module.EXPERIMENT
+    config = E.config("paper")
+    if module is nfa_training:
+        try:
+            E.runs(config)
+        except FileNotFoundError as error:
+            pytest.skip(str(error))
+    verdict = evaluate(E, config, E.compute_serial(config))
+    assert verdict.ok, verdict.failures
