@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+# isort: off
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -17,6 +18,7 @@ from .storage import (atomic_path, config_hash, library_version, load_result,  #
                       save_result, write_json)
 from .sweep import (limited_threads_here, open_executor, run_cached,  # noqa: E402
                     threads_per_worker)
+# isort: on
 
 
 class ExperimentError(RuntimeError):
