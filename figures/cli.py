@@ -1,4 +1,4 @@
-"""The ``ntkdyn`` command line: list, run, all, report, bench, derive.
+"""The ``ntkdyn`` command line: list, run, all, report, bench, derive, data.
 
 Errors in the user's input print one line (no traceback) and exit with status 2.
 """
@@ -42,7 +42,9 @@ def _progress(items, desc, quiet):
 def cmd_list(args) -> int:
     from .registry import experiments
     for name, experiment in experiments().items():
-        print(f"{name:<28s} {experiment.description}" if args.long else name)
+        paper_data = experiment.config("paper").get("dataset")
+        data = f" [paper data: {paper_data}]" if paper_data else ""
+        print(f"{name:<28s} {experiment.description}{data}" if args.long else name)
     return 0
 
 
@@ -128,6 +130,37 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _megabytes(size) -> str:
+    return "?" if not size else f"{size / 1e6:.1f} MB"
+
+
+def cmd_data_list(args) -> int:
+    from ..numerics import fetch
+    home = fetch.data_home(args.data_dir, create=False)
+    print(f"data home: {home} (--data-dir, else ${fetch.ENV_VAR}, else the platform cache)")
+    print(f"{'name':<15s} {'download':>10s} {'cached':>10s}  description")
+    for row in fetch.status(args.data_dir):
+        states = {f["state"] for f in row["files"]}
+        cached = ("yes" if row["cached"] else "partly" if states - {"missing"} else "no")
+        if "unverified" in states:
+            cached += "*"
+        print(f"{row['name']:<15s} {_megabytes(row['download_bytes']):>10s} {cached:>10s}  "
+              f"{row['description']}")
+    print(f"(* present but not yet verified; `{fetch.FETCH_COMMAND} NAME` downloads and "
+          "verifies)")
+    return 0
+
+
+def cmd_data_fetch(args) -> int:
+    from ..numerics import fetch
+    paths = fetch.fetch(args.name, data_dir=args.data_dir, timeout=args.timeout,
+                        progress=_show_progress(args.quiet))
+    folder = fetch.data_home(args.data_dir, create=False) / fetch.REMOTE[args.name].subdir
+    if not args.quiet:
+        print(f"{args.name}: {len(paths)} file(s) verified in {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ntkdyn", description="Theory beside simulation for neural-tangent-kernel dynamics.")
@@ -169,6 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out", help="folder with the results (default: ./out)")
     p.add_argument("--quiet", action="store_true", help="no progress or agreement output")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("data", help="remote data sets: list what is cached, fetch one")
+    data = p.add_subparsers(dest="data_command", required=True)
+    q = data.add_parser("list", help="known data sets, their download sizes, what is cached")
+    q.add_argument("--data-dir", default=None, help="data home (default: $NTKDYN_DATA, else "
+                                                    "the platform cache folder)")
+    q.set_defaults(func=cmd_data_list)
+    q = data.add_parser("fetch", help="download and verify one data set")
+    q.add_argument("name", help="data set name (see `ntkdyn data list`)")
+    q.add_argument("--data-dir", default=None, help="data home (default: $NTKDYN_DATA, else "
+                                                    "the platform cache folder)")
+    q.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds to wait for a connection or a read (default 30)")
+    q.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    q.set_defaults(func=cmd_data_fetch)
 
     p = sub.add_parser("derive", help="print the sympy derivations")
     p.add_argument("--latex", action="store_true", help="LaTeX instead of pretty text")

@@ -17,6 +17,12 @@ data; the simulated ``K = inf`` losses over the closed form are the agreement nu
 ``K`` the library has no theory: the test-loss ratios to gradient descent are observations of the
 paper's claim (``K <= 100``, i.e. at most 1% of the steps are feature updates, within
 ``epsilon`` of gradient descent; ``K = inf`` at least 30% worse).
+
+Data (the configuration keys ``dataset``, ``classes``, ``n_train``, ``n_test``, ``preprocessing``;
+:func:`ntkdyn.numerics.tasks.load_task`): the synthetic single-index task
+(``synthetic-single-index``) at smoke and quick scale; CIFAR-10 odd vs even (``+-1`` targets,
+inputs on the sphere of radius ``sqrt(d)``) at paper scale. The targets were measured on the
+synthetic data; on another data set they state the same claims, unmeasured.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ import numpy as np
 
 from ..numerics.kernels import empirical_ntk
 from ..numerics.linearised import iterative_linearised_training
-from ..numerics.tasks import single_index_problem
+from ..numerics.tasks import DATA_KEYS, check_task, data_entries, scalar_problem
 from ..theory.kernel_regime import FrozenKernelRegime
 from .experiment import Control, Experiment, agreement, at_least, at_most, observation
 
@@ -33,16 +39,21 @@ DESCRIPTION = ("iterative linearisation: test loss vs feature-update period K "
                "(1 = GD .. inf = frozen NTK)")
 
 SMOKE = {
+    "dataset": "synthetic-single-index", "classes": None, "preprocessing": "none",
     "d": 20, "n_train": 200, "n_test": 500, "width": 128, "activation": "relu",
     "lr": 1.0, "steps": 2000, "periods": [1, 100], "seeds": 1, "seed": 0,
     "epsilon": 0.05, "record_every": 100,
 }
 QUICK = {
+    "dataset": "synthetic-single-index", "classes": None, "preprocessing": "none",
     "d": 20, "n_train": 200, "n_test": 1000, "width": 256, "activation": "relu",
     "lr": 1.0, "steps": 3000, "periods": [1, 100], "seeds": 2, "seed": 0,
     "epsilon": 0.05, "record_every": 100,
 }
+# The paper's data (Goldwaser & Ge 2022 train on CIFAR-10): the odd/even label-parity binary
+# task, +-1 targets, inputs on the sphere of radius sqrt(d) (d = 3072; the key d is unused).
 PAPER = {
+    "dataset": "cifar10", "classes": "odd-even", "preprocessing": "sphere",
     "d": 20, "n_train": 200, "n_test": 1000, "width": 256, "activation": "relu",
     "lr": 1.0, "steps": 3000, "periods": [1, 3, 10, 30, 100, 300, 1000, 3000, 10000],
     "seeds": 5, "seed": 0, "epsilon": 0.05, "record_every": 50,
@@ -66,7 +77,8 @@ def _label(K) -> str:
 
 def runs(config) -> list[dict]:
     """One independent training per (replicate, K), ``K`` in ``periods`` plus infinity (0)."""
-    keys = ("d", "n_train", "n_test", "width", "activation", "lr", "steps", "record_every")
+    check_task(config, d=config["d"])
+    keys = DATA_KEYS + ("d", "width", "activation", "lr", "steps", "record_every")
     periods = _periods(config) + [0]
     return [dict({k: config[k] for k in keys}, replicate=s, period=K)
             for s in range(int(config["seeds"])) for K in periods]
@@ -79,9 +91,8 @@ def problem(point, seed):
     of one replicate at different periods share them.
     """
     child = np.random.SeedSequence(seed.entropy).spawn(int(point["replicate"]) + 1)[-1]
-    return single_index_problem(
-        int(point["d"]), int(point["n_train"]), int(point["n_test"]), int(point["width"]),
-        point["activation"], seed=tuple(int(s) for s in child.generate_state(4)))
+    return scalar_problem(point, int(point["width"]), point["activation"],
+                          seed=tuple(int(s) for s in child.generate_state(4)))
 
 
 def run(point, seed) -> dict:
@@ -90,7 +101,8 @@ def run(point, seed) -> dict:
     The ``K = inf`` run also returns what the frozen-kernel theory needs: the empirical NTK at
     initialisation on train x train and test x train, the initial outputs and the targets.
     """
-    net, params, X, Y, X_test, Y_test = problem(point, seed)
+    task = problem(point, seed)
+    net, params, X, Y, X_test, Y_test = task
     K = float("inf") if point["period"] == 0 else int(point["period"])
     traj = iterative_linearised_training(net, params, X, Y, float(point["lr"]), int(point["steps"]),
                                          K, test=(X_test, Y_test),
@@ -104,6 +116,7 @@ def run(point, seed) -> dict:
                    k_test_train=empirical_ntk(net, params, X_test, X),
                    f0_train=net.apply(params, X), f0_test=net.apply(params, X_test),
                    y_train=Y, y_test=Y_test)
+        out.update(data_entries(task.data))
     return out
 
 
@@ -141,8 +154,16 @@ def combine(config, results) -> dict:
            "epsilon": np.array(float(config["epsilon"]))}
     for key in ("k_train", "k_test_train", "f0_train", "f0_test", "y_train", "y_test"):
         out[key] = np.array([r[key] for r in frozen])
+    out.update(data_entries_of_runs(frozen))
     out["theory_train_loss_kinf"], out["theory_test_loss_kinf"] = frozen_kernel_losses(
         out, lr=float(config["lr"]))
+    return out
+
+
+def data_entries_of_runs(results) -> dict:
+    """The ``data_*`` entries of the replicates: one checksum per replicate."""
+    out = {k: results[0][k] for k in ("data_name", "data_preprocessing", "data_classes")}
+    out["data_checksum"] = np.array([str(r["data_checksum"]) for r in results])
     return out
 
 

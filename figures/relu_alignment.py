@@ -20,13 +20,19 @@ Found here: on this task the exact first-order rate ``A'(0)`` is small and negat
 of the alignment is second order (``A'' ~ gamma^2 > 0``), and ReLU gate flips (which the
 derivatives at ``t = 0`` cannot see) dominate the early change once ``gamma t >~ 10^-2``
 (see :mod:`ntkdyn.theory.two_layer_alignment`), so the first-order prediction fails at ``t = 1``.
+
+Data (the configuration keys ``dataset``, ``classes``, ``n_train``, ``n_test``, ``preprocessing``;
+:func:`ntkdyn.numerics.tasks.load_task`): synthetic Gaussian mixture (``synthetic-mixture``, 4
+classes) at smoke and quick scale; MNIST odd vs even (``+-1`` targets, inputs on the sphere of
+radius ``sqrt(d)``) at paper scale. The targets were measured on the synthetic data; on another
+data set they state the same claims, unmeasured.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..base.alignment import center
-from ..numerics.datafiles import classification_task
+from ..numerics import tasks
 from ..numerics.kernels import alignment, empirical_ntk
 from ..numerics.networks import MLP
 from ..numerics.richness import train_centered
@@ -38,17 +44,20 @@ NAME = "relu-alignment"
 DESCRIPTION = "two-layer ReLU NTK alignment vs time across richness gamma and width (lazy: flat)"
 
 SMOKE = {
-    "n": 160, "d": 30, "num_classes": 4, "widths": [256], "gammas": [0.1, 1.0, 30.0],
+    "n_train": 160, "d": 30, "widths": [256], "gammas": [0.1, 1.0, 30.0],
     "lr": 1.0, "steps": 600, "num_records": 8, "seeds": 2, "seed": 0,
-    "dataset": "synthetic", "data_dir": "", "fallback_synthetic": False,
+    "dataset": "synthetic-mixture", "classes": None, "n_test": 0, "preprocessing": "none",
 }
 QUICK = {
-    "n": 300, "d": 30, "num_classes": 4, "widths": [256], "gammas": [0.1, 1.0, 3.0, 10.0, 30.0],
+    "n_train": 300, "d": 30, "widths": [256], "gammas": [0.1, 1.0, 3.0, 10.0, 30.0],
     "lr": 1.0, "steps": 2000, "num_records": 16, "seeds": 3, "seed": 0,
-    "dataset": "synthetic", "data_dir": "", "fallback_synthetic": False,
+    "dataset": "synthetic-mixture", "classes": None, "n_test": 0, "preprocessing": "none",
 }
+# The paper's data (Shan & Bordelon 2021, Fig. 1): MNIST odd vs even, +-1 targets, inputs on the
+# sphere of radius sqrt(d) (d = 784; the key d is unused).
 PAPER = dict(QUICK, widths=[256, 1024, 4096], gammas=[0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
-             steps=3000, num_records=24, seeds=3)
+             steps=3000, num_records=24, seeds=3, dataset="mnist", classes="odd-even",
+             preprocessing="sphere")
 EARLY_T = 1.0  # horizon of the early-time check, run with lr = EARLY_T / 100
 EARLY_STEPS = np.unique(np.round(np.geomspace(1, 100, 9)).astype(int))
 # gamma * t of the finite difference that checks the exact initial rate: small enough that no
@@ -58,20 +67,18 @@ RATE_GAMMA_T = 1e-5
 # Independent initialisations averaged into the t = 0 kernel: for two layers E[K_0] = K_inf at
 # every width, so the average converges to K_inf like (m * draws)^(-1/2).
 INIT_KERNEL_DRAWS = 8
-POINT_KEYS = ("n", "d", "num_classes", "lr", "steps", "num_records", "dataset", "data_dir",
-              "fallback_synthetic")
+POINT_KEYS = tasks.DATA_KEYS + ("d", "lr", "steps", "num_records")
 
 
 def load_task(config, seed):
-    """The configured task (synthetic mixture, or a real subset) drawn from ``seed``."""
-    return classification_task(config["dataset"], config["n"], config["num_classes"],
-                               data_dir=config["data_dir"] or None, seed=seed, d=config["d"],
-                               fallback=config["fallback_synthetic"])
+    """The configured data (:func:`ntkdyn.numerics.tasks.load_task`) drawn from ``seed``."""
+    return tasks.load_task(config, seed, d=config["d"])
 
 
 def runs(config) -> list[dict]:
     """One independent run per (seed, width, gamma); the first width also runs the t = 0 checks,
     and its first gamma the infinite-width check of the initial kernel."""
+    tasks.check_task(config, d=config["d"])
     base = {k: config[k] for k in POINT_KEYS}
     return [dict(base, replicate=s, width=int(m), gamma=float(gamma), early_checks=(a == 0),
                  init_kernel=(a == 0 and b == 0))
@@ -104,6 +111,7 @@ def run(point, seed) -> dict:
            "record_times": trained.record_times}
     if point["init_kernel"]:
         out["X"], out["Y"] = ds.X, ds.Y
+        out.update(tasks.data_entries(ds))
         out["kernel_init"] = np.mean(
             [empirical_ntk(net, net.init(np.random.default_rng(child)), ds.X,
                            heads="each").mean(axis=0)
@@ -148,6 +156,8 @@ def combine(config, results) -> dict:
     X, Y = np.array([r["X"] for r in init]), np.array([r["Y"] for r in init])  # (seeds, n, .)
     k_inf = np.stack([infinite_ntk(x, depth=2) for x in X])
     losses = grid("losses")
+    data = {k: init[0][k] for k in ("data_name", "data_preprocessing", "data_classes")}
+    data["data_checksum"] = np.array([str(r["data_checksum"]) for r in init])
     return {"widths": widths, "gammas": gammas, "record_times": results[0]["record_times"],
             "times": config["lr"] * np.arange(losses.shape[-1]),
             "alignment_centered": grid("alignment_centered"),
@@ -157,7 +167,8 @@ def combine(config, results) -> dict:
             "k_inf": k_inf,
             "rate_theory": first_width("rate_theory"), "rate_fd": first_width("rate_fd"),
             "curvature_theory": first_width("curvature_theory"),
-            "early_times": EARLY_T * EARLY_STEPS / 100, "early_gain": first_width("early_gain")}
+            "early_times": EARLY_T * EARLY_STEPS / 100, "early_gain": first_width("early_gain"),
+            **data}
 
 
 def gains(result) -> np.ndarray:

@@ -124,6 +124,9 @@ def run_experiment(name: str, paper: bool = False, out="out", overrides: dict | 
         "holds": verdict.holds,
         "controls": verdict.controls,
         "regimes": dict(experiment.regimes),
+        # what the experiment trained on: result entries "data_<field>" (name, checksum, ...)
+        "data": {k[len("data_"):]: np.asarray(v).tolist() for k, v in result.items()
+                 if k.startswith("data_")},
         "failures": verdict.failures,
         "ok": verdict.ok,
         "paper": config_name == "paper",

@@ -18,12 +18,18 @@ holds up to ``gamma t ~ 0.1``), against GD. A linear network's heads mix the sam
 ``K_ii = w_i1 Phi_1 + Phi_2``; so ``|xi|`` is bounded by the dissimilarity of the normalised head
 kernels (:func:`ntkdyn.theory.two_layer_alignment.specialization_bound`; an identity, checked on the
 trained kernels), which stays small.
+
+Data (the configuration keys ``dataset``, ``classes``, ``n_train``, ``n_test``, ``preprocessing``;
+:func:`ntkdyn.numerics.tasks.load_task`): synthetic Gaussian mixture (``synthetic-mixture``, 4
+classes) at smoke and quick scale; 10-class MNIST (inputs on the sphere of radius ``sqrt(d)``) at
+paper scale. The targets were measured on the synthetic data; on another data set they state the
+same claims, unmeasured.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.datafiles import classification_task
+from ..numerics import tasks
 from ..numerics.kernels import empirical_ntk
 from ..numerics.networks import MLP
 from ..numerics.richness import train_centered
@@ -35,17 +41,19 @@ NAME = "specialization"
 DESCRIPTION = "kernel specialization S_ij = A_c(K_ii, y_j): ReLU heads specialise, linear cannot"
 
 SMOKE = {
-    "n": 120, "d": 30, "num_classes": 4, "width": 256, "gamma": 30.0, "lr": 1.0, "steps": 600,
+    "n_train": 120, "d": 30, "width": 256, "gamma": 30.0, "lr": 1.0, "steps": 600,
     "num_records": 6, "seeds": 2, "seed": 0,
-    "dataset": "synthetic", "data_dir": "", "fallback_synthetic": False,
+    "dataset": "synthetic-mixture", "classes": None, "n_test": 0, "preprocessing": "none",
 }
 QUICK = {
-    "n": 300, "d": 30, "num_classes": 4, "width": 256, "gamma": 30.0, "lr": 1.0, "steps": 2000,
+    "n_train": 300, "d": 30, "width": 256, "gamma": 30.0, "lr": 1.0, "steps": 2000,
     "num_records": 16, "seeds": 3, "seed": 0,
-    "dataset": "synthetic", "data_dir": "", "fallback_synthetic": False,
+    "dataset": "synthetic-mixture", "classes": None, "n_test": 0, "preprocessing": "none",
 }
-PAPER = dict(QUICK, n=1000, width=512, num_classes=10, d=40, steps=3000, num_records=20,
-             seeds=3)
+# The paper's data (Shan & Bordelon 2021, Fig. 3A): 10-class MNIST, centred one-hot targets,
+# inputs on the sphere of radius sqrt(d) (d = 784; the key d is unused).
+PAPER = dict(QUICK, n_train=1000, width=512, d=40, steps=3000, num_records=20, seeds=3,
+             dataset="mnist", classes=None, preprocessing="sphere")
 ACTIVATIONS = ("relu", "linear")
 # gamma * t of the finite difference that checks the exact initial rate of xi (ReLU): small
 # enough that no gate flips inside it (theory.two_layer_alignment, range of validity).
@@ -56,9 +64,8 @@ LINEAR_GAMMA_T = 1.0
 
 
 def load_task(config, seed):
-    return classification_task(config["dataset"], config["n"], config["num_classes"],
-                               data_dir=config["data_dir"] or None, seed=seed, d=config["d"],
-                               fallback=config["fallback_synthetic"])
+    """The configured data (:func:`ntkdyn.numerics.tasks.load_task`) drawn from ``seed``."""
+    return tasks.load_task(config, seed, d=config["d"])
 
 
 def replicate_seeds(seed, replicate):
@@ -71,16 +78,21 @@ def replicate_seeds(seed, replicate):
 def compute(config, seed) -> dict:
     """Train both networks on every replicate; add the early-time theory (from the initial
     weights) beside short GD runs: the ReLU rate ``d xi/dt (0)`` and the linear expansion."""
-    seeds, k, gamma = int(config["seeds"]), int(config["num_classes"]), float(config["gamma"])
-    xi = S0 = ST = losses = record_times = None
+    tasks.check_task(config, d=config["d"])
+    seeds, gamma = int(config["seeds"]), float(config["gamma"])
+    xi = S0 = ST = losses = record_times = mixing = None
     bound = np.empty((len(ACTIVATIONS), seeds))
-    mixing = np.empty((seeds, k, 2))
+    splits = []
     rate_theory, rate_fd = np.empty(seeds), np.empty(seeds)
     linear_taylor = np.empty((seeds, 2))  # (xi' t, xi'' t^2 / 2) at t = LINEAR_GAMMA_T / gamma
     linear_gain = np.empty(seeds)
     for s in range(seeds):
         data_seed, weight_seed = replicate_seeds(seed, s)
         ds = load_task(config, data_seed)
+        splits.append(ds)
+        k = ds.Y.shape[1]
+        if mixing is None:
+            mixing = np.empty((seeds, k, 2))
         for a, act in enumerate(ACTIVATIONS):
             net = MLP([ds.X.shape[1], int(config["width"]), k], act)
             params0 = net.init(np.random.default_rng(weight_seed))
@@ -117,7 +129,7 @@ def compute(config, seed) -> dict:
             "S_init": S0, "S_final": ST, "losses": losses, "bound": bound,
             "linear_mixing_weights": mixing, "xi_rate_theory": rate_theory, "xi_rate_fd": rate_fd,
             "linear_taylor_terms": linear_taylor, "linear_early_gain": linear_gain,
-            "linear_early_time": np.array(LINEAR_GAMMA_T / gamma)}
+            "linear_early_time": np.array(LINEAR_GAMMA_T / gamma), **tasks.data_entries(splits)}
 
 
 def measure(result) -> dict:

@@ -5,8 +5,10 @@ The most used names are re-exported here; each lives in the module named beside 
 """
 from ..base.activations import ACTIVATIONS, Activation, get_activation
 from ..base.errors import DivergenceError
+from .datafiles import DataSplit, load_dataset
 from .deep_linear import decoupled_init, fit_time_shifts, mode_strengths
 from .features import SpeedLimited, agop, nfa_correlation, nfm
+from .fetch import DataUnavailable
 from .hessian_norm import output_gradient_norm, output_hessian_norm
 from .hessian_operator import (hvp, loss_hessian_dense, loss_hessian_operator,
                                loss_hessian_top_eigs, output_hessian_dense, output_hessian_operator,
@@ -27,6 +29,8 @@ from .training import Trajectory, gradient_descent
 __all__ = [
     "ACTIVATIONS",
     "Activation",
+    "DataSplit",
+    "DataUnavailable",
     "DivergenceError",
     "MLP",
     "MemoryBudgetError",
@@ -51,6 +55,7 @@ __all__ = [
     "iterative_linearised_training",
     "laplace_kernel",
     "linearity_network",
+    "load_dataset",
     "loss_hessian_dense",
     "loss_hessian_operator",
     "loss_hessian_top_eigs",

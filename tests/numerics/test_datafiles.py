@@ -1,5 +1,6 @@
-"""Readers of MNIST (IDX) and CIFAR-10 (python batches): tiny files in the real formats."""
+"""Readers, validation, the .npy cache and load_dataset: tiny files in the real formats."""
 import gzip
+import json
 import os
 import pickle
 import struct
@@ -65,9 +66,12 @@ def test_read_idx_roundtrip(tmp_path, gz):
     out = read_idx(path)
     assert out.shape == (2, 3, 4) and np.array_equal(out, a)
     f = np.linspace(-1, 1, 6, dtype=np.float32).reshape(3, 2)
-    np.testing.assert_array_equal(read_idx(write(tmp_path / "f.idx", idx_bytes(f, 0x0D))), f)
+    f_path = write(tmp_path / "f.idx", idx_bytes(f, 0x0D), gz)
+    np.testing.assert_array_equal(read_idx(f_path, dtype=np.float32), f)
+    np.testing.assert_array_equal(read_idx(f_path, dtype=None), f)
     s = np.array([-300, 5, 1000], dtype=np.int16)
-    np.testing.assert_array_equal(read_idx(write(tmp_path / "s.idx", idx_bytes(s, 0x0B))), s)
+    s_path = write(tmp_path / "s.idx", idx_bytes(s, 0x0B), gz)
+    np.testing.assert_array_equal(read_idx(s_path, dtype=np.int16), s)
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -263,3 +267,328 @@ def test_digits_optional():
     ds = image_classification("digits", 30, classes=[0, 1, 2], seed=0)
     assert ds.X.shape == (30, 64)
     np.testing.assert_array_equal(np.bincount(ds.info["labels"]), [10, 10, 10])
+
+
+# ---------------------------------------------------------------- file validation
+def test_idx_dtype_must_be_declared(tmp_path):
+    f = np.linspace(0, 1, 8, dtype=np.float32).reshape(2, 2, 2)
+    path = write(tmp_path / "train-images-idx3-ubyte", idx_bytes(f, 0x0D))
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte'.*float32.*uint8 was expected"):
+        read_idx(path)
+    make_mnist(tmp_path / "m", gz=False)
+    write(tmp_path / "m" / "train-images-idx3-ubyte", idx_bytes(f, 0x0D))
+    with pytest.raises(ValueError, match="float32"):
+        load_mnist(tmp_path / "m")
+
+
+def test_idx_nan_refused(tmp_path):
+    f = np.ones((3, 2, 2), dtype=np.float32)
+    f[1, 0, 1] = np.nan
+    f[2, 1, 1] = np.inf
+    path = write(tmp_path / "nan.idx", idx_bytes(f, 0x0D), gz=True)
+    with pytest.raises(ValueError, match=r"nan.idx'.*2 non-finite values"):
+        read_idx(path, dtype=np.float32)
+
+
+def test_labels_out_of_range(tmp_path):
+    make_mnist(tmp_path, n=40, gz=True)
+    labels = (np.arange(40) % 10).astype(np.uint8)
+    labels[7] = 12
+    write(tmp_path / "train-labels-idx1-ubyte.gz", idx_bytes(labels), gz=True)
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte.gz'.*0\.\.9.*0\.\.12"):
+        load_mnist(tmp_path)
+
+
+def test_idx_size_claim_beyond_file(tmp_path):
+    # A 20-byte raw file claiming 10^9 bytes: refused from the file size, nothing allocated.
+    header = struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">iii", 1000, 1000, 1000)
+    path = write(tmp_path / "claim.idx", header + b"\x00" * 4)
+    with pytest.raises(ValueError, match=r"claim.idx'.*truncated.*found 4 bytes"):
+        read_idx(path)
+    # A claim over the decompression bound (2^31-1 cubed bytes): refused before reading.
+    header = struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">iii", *(3 * [2 ** 31 - 1]))
+    for gz in (False, True):
+        path = write(tmp_path / f"huge{gz}.idx", header + b"\x00" * 16, gz)
+        with pytest.raises(ValueError, match=r"huge.*claims \d+ bytes, more than the limit"):
+            read_idx(path)
+
+
+def test_gzip_bomb_refused(tmp_path, monkeypatch):
+    # Header claims 5e7 bytes in a gzip file of ~50 bytes: more than deflate can hold.
+    header = struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">iii", 50, 1000, 1000)
+    path = write(tmp_path / "bomb.idx.gz", header + b"\x00" * 100, gz=True)
+    with pytest.raises(ValueError, match=r"bomb.idx.gz'.*more than a gzip file of \d+ bytes"):
+        read_idx(path)
+    # A small claim followed by 64 MB of zeros (a 64 KB file): only claim + 1 bytes inflated.
+    header = struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">iii", 1, 28, 28)
+    path = write(tmp_path / "bomb2.gz", header + bytes(64 << 20), gz=True)
+    assert path.stat().st_size < 200_000
+    with pytest.raises(ValueError, match=r"bomb2.gz'.*more data than the header declares"):
+        read_idx(path)
+    # A file without a header claim (a CIFAR batch) is inflated up to the bound, then refused.
+    monkeypatch.setattr(datafiles, "MAX_DECOMPRESSED_BYTES", 1 << 20)
+    path = write(tmp_path / "data_batch_1", bytes(8 << 20), gz=True)
+    with pytest.raises(ValueError, match=r"data_batch_1'.*decompresses to more than 1048576"):
+        read_cifar_batch(path)
+    header = struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">iii", 2, 1024, 1024)
+    path = write(tmp_path / "big.idx", header + bytes(2 << 20))
+    with pytest.raises(ValueError, match="more than the limit of 1048576"):
+        read_idx(path)
+
+
+def test_cifar_size_claim_beyond_file(tmp_path):
+    # 12 bytes: protocol 4, BINBYTES8 claiming 2^62 bytes, STOP.
+    path = write(tmp_path / "data_batch_1", b"\x80\x04\x8e" + struct.pack("<Q", 2 ** 62) + b".")
+    assert path.stat().st_size == 12
+    with pytest.raises(ValueError, match=r"data_batch_1'.*size claim beyond the file's 12 bytes"):
+        read_cifar_batch(path)
+
+
+def test_cifar_labels_out_of_range(tmp_path):
+    path = tmp_path / "data_batch_1"
+    with open(path, "wb") as fh:
+        pickle.dump({b"data": np.zeros((3, 3072), np.uint8), b"labels": [1, 10, 2]}, fh)
+    with pytest.raises(ValueError, match=r"data_batch_1'.*labels must lie in 0\.\.9"):
+        read_cifar_batch(path)
+
+
+def test_errors_are_one_line(tmp_path):
+    header = struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">iii", 50, 1000, 1000)
+    bad = [write(tmp_path / "a.gz", header, gz=True), write(tmp_path / "b", b"\x1f\x8bgarbage"),
+           write(tmp_path / "c", b"\x80\x04\x8e" + struct.pack("<Q", 2 ** 62) + b".")]
+    for path, reader in zip(bad, [read_idx, read_idx, read_cifar_batch]):
+        with pytest.raises(ValueError) as info:
+            reader(path)
+        assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+# -------------------------------------------------------------------- load_dataset
+def mark_verified(folder, name):
+    """The marker numerics.fetch writes after verifying a download (stamps of the files)."""
+    from ntkdyn.numerics import fetch
+
+    def stamp(path):
+        st = path.stat()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+    marker = {"dataset": name, "files": {}, "members": {}}
+    for rf in fetch.REMOTE[name].files:
+        if rf.members:
+            marker["members"][rf.name] = {"md5": rf.md5,
+                                          "stamps": {m: stamp(folder / m) for m in rf.members}}
+        else:
+            marker["files"][rf.name] = {"md5": rf.md5, **stamp(folder / rf.name)}
+    (folder / fetch.MARKER).write_text(json.dumps(marker))
+
+
+def fetched_mnist(home, name="mnist", n=120, n_test=60):
+    folder = home / name
+    train = make_mnist(folder, n=n, gz=True, split="train", seed=1)
+    test = make_mnist(folder, n=n_test, gz=True, split="test", seed=2)
+    mark_verified(folder, name)
+    return train, test
+
+
+def fetched_cifar(home):
+    data, labels = make_cifar(home / "cifar10")
+    (home / "cifar10" / "cifar-10-batches-py" / "batches.meta").write_bytes(b"")
+    mark_verified(home / "cifar10", "cifar10")
+    return data, labels
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_load_dataset_idx(tmp_path, name, monkeypatch):
+    (images, labels), (images_t, labels_t) = fetched_mnist(tmp_path, name)
+    ds = datafiles.load_dataset(name, n_train=20, n_test=10, classes=[7, 2], seed=3,
+                                data_dir=tmp_path)
+    assert ds.X.shape == (20, 784) and ds.X_test.shape == (10, 784) and ds.Y.shape == (20, 2)
+    assert ds.X.dtype == ds.Y.dtype == np.float64
+    np.testing.assert_array_equal(np.bincount(ds.labels), [10, 10])
+    np.testing.assert_array_equal(np.array([7, 2])[ds.labels], labels[ds.info["indices"]])
+    np.testing.assert_array_equal(np.array([7, 2])[ds.labels_test],
+                                  labels_t[ds.info["indices_test"]])
+    # sphere: centred by the training mean, then ||x||^2 = d.
+    raw = images[ds.info["indices"]].reshape(20, -1) / 255.0
+    centred = raw - raw.mean(axis=0)
+    np.testing.assert_allclose(ds.X, centred * 28 / np.linalg.norm(centred, axis=1)[:, None],
+                               rtol=1e-12)
+    np.testing.assert_allclose(np.sum(ds.X_test ** 2, axis=1), 784.0, rtol=1e-12)
+    np.testing.assert_allclose(ds.Y[np.arange(20), ds.labels], 0.5)
+    assert ds.info["dataset"] == name and ds.info["classes"] == [7, 2]
+    assert len(ds.info["checksum"]) == 64 and ds.info["n_test"] == 10
+    assert any("t10k-images" in p for p in ds.info["source"])
+    # The .npy cache: written on the first parse, memory-mapped later, without re-parsing.
+    cached = sorted(p.name for p in (tmp_path / name).glob("*.npy"))
+    assert len(cached) == 4 and all(p.startswith(f"{name}-") for p in cached)
+
+    def no_parse(*args):
+        raise AssertionError("parsed again")
+    monkeypatch.setattr(datafiles, "read_idx_pair", no_parse)
+    again = datafiles.load_dataset(name, n_train=20, n_test=10, classes=[7, 2], seed=3,
+                                   data_dir=tmp_path)
+    np.testing.assert_array_equal(again.X, ds.X)
+    assert again.info["checksum"] == ds.info["checksum"]
+    images_mm = datafiles._remote_split(name, "train", tmp_path)[0]
+    assert isinstance(images_mm, np.memmap)
+    monkeypatch.undo()
+    # A corrupt .npy is discarded and the files re-parsed.
+    npy = next((tmp_path / name).glob(f"{name}-train-images-*.npy"))
+    npy.write_bytes(npy.read_bytes()[:200])
+    third = datafiles.load_dataset(name, n_train=20, n_test=10, classes=[7, 2], seed=3,
+                                   data_dir=tmp_path)
+    np.testing.assert_array_equal(third.X, ds.X)
+    assert np.load(npy).shape == (120, 28, 28)
+
+
+def test_load_dataset_cifar10(tmp_path):
+    data, labels = fetched_cifar(tmp_path)
+    ds = datafiles.load_dataset("cifar10", n_train=20, n_test=2, classes=[0, 1],
+                                preprocessing="none", data_dir=tmp_path)
+    assert ds.X.shape == (20, 3072) and 0 <= ds.X.min() and ds.X.max() <= 1
+    np.testing.assert_array_equal(ds.X, data[ds.info["indices"]] / 255.0)
+    assert len(list((tmp_path / "cifar10" / "cifar-10-batches-py").glob("*.npy"))) == 4
+
+
+def test_load_dataset_cifar100_and_svhn(tmp_path):
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar100" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    for split in ("train", "test"):
+        with open(folder / split, "wb") as fh:
+            pickle.dump({b"data": rng.integers(0, 256, (200, 3072), dtype=np.uint8),
+                         b"fine_labels": [i % 100 for i in range(200)],
+                         b"coarse_labels": [i % 20 for i in range(200)]}, fh)
+    (folder / "meta").write_bytes(b"")
+    mark_verified(tmp_path / "cifar100", "cifar100")
+    ds = datafiles.load_dataset("cifar100", n_train=4, n_test=2, classes=[99, 50],
+                                data_dir=tmp_path)
+    assert ds.Y.shape == (4, 2) and np.array_equal(np.bincount(ds.labels), [2, 2])
+
+    X = rng.integers(0, 256, (32, 32, 3, 30), dtype=np.uint8)
+    y = (np.arange(30) % 10 + 1).reshape(-1, 1)  # label 10 is digit 0
+    (tmp_path / "svhn").mkdir()
+    for split in ("train", "test"):
+        scipy.io.savemat(tmp_path / "svhn" / f"{split}_32x32.mat", {"X": X, "y": y})
+    mark_verified(tmp_path / "svhn", "svhn")
+    images, labels = datafiles.read_svhn_mat(tmp_path / "svhn" / "train_32x32.mat")
+    np.testing.assert_array_equal(labels, np.arange(30) % 10 + 1 - 10 * (np.arange(30) % 10 == 9))
+    np.testing.assert_array_equal(images[4].reshape(3, 32, 32)[1], X[:, :, 1, 4])
+    ds = datafiles.load_dataset("svhn", n_train=10, n_test=10, data_dir=tmp_path)
+    assert ds.X.shape == (10, 3072) and ds.Y.shape == (10, 10)
+    # A .mat file whose data element claims more than the file holds.
+    path = tmp_path / "claim.mat"
+    path.write_bytes(b"MATLAB 5.0".ljust(124) + b"\x00\x01IM" + struct.pack("<II", 14, 2 ** 31))
+    with pytest.raises(ValueError, match=r"claim.mat'.*claims 2147483648 bytes"):
+        datafiles.read_svhn_mat(path)
+
+
+def test_load_dataset_missing_remote(tmp_path):
+    from ntkdyn.numerics.fetch import DataUnavailable
+
+    with pytest.raises(DataUnavailable, match=r"mnist.*ntkdyn data fetch mnist"):
+        datafiles.load_dataset("mnist", n_train=10, data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="cifar10"):
+        datafiles.load_dataset("cifar10", n_train=10, data_dir=tmp_path)
+
+
+def test_load_dataset_digits():
+    ds = datafiles.load_dataset("digits", n_train=30, n_test=20, classes=[0, 1, 2], seed=0)
+    assert ds.X.shape == (30, 64) and ds.X_test.shape == (20, 64)
+    assert not set(ds.info["indices"]) & set(ds.info["indices_test"])  # disjoint parts
+    np.testing.assert_array_equal(np.bincount(ds.labels), [10, 10, 10])
+    np.testing.assert_array_equal(np.bincount(ds.labels_test, minlength=3), [7, 7, 6])
+    np.testing.assert_allclose(np.sum(ds.X ** 2, axis=1), 64.0, rtol=1e-12)
+    assert ds.info["source"] != "generated"
+    again = datafiles.load_dataset("digits", n_train=30, n_test=20, classes=[0, 1, 2], seed=0,
+                                   preprocessing="center")
+    assert again.info["checksum"] == ds.info["checksum"]  # of the raw data, not preprocessed
+    np.testing.assert_allclose(again.X.mean(axis=0), 0.0, atol=1e-12)
+    other = datafiles.load_dataset("digits", n_train=30, classes=[0, 1, 2], seed=1)
+    assert other.info["checksum"] != ds.info["checksum"]
+    assert other.X_test.shape == (0, 64) and other.Y_test.shape == (0, 3)
+    raw = datafiles.load_dataset("digits", n_train=30, preprocessing="none")
+    assert raw.X.min() >= 0 and raw.X.max() <= 1
+
+
+def test_load_dataset_odd_even():
+    ds = datafiles.load_dataset("digits", n_train=40, n_test=20, classes="odd-even", seed=2)
+    assert ds.Y.shape == (40, 1) and ds.Y_test.shape == (20, 1)
+    np.testing.assert_array_equal(ds.Y[:, 0], np.where(ds.info["original_labels"] % 2, 1.0, -1.0))
+    np.testing.assert_array_equal(ds.labels, ds.info["original_labels"] % 2)
+    np.testing.assert_array_equal(np.bincount(ds.info["original_labels"]), 10 * [4])
+    assert ds.info["classes"] == "odd-even"
+
+
+def test_load_dataset_mnist1d(tmp_path, monkeypatch):
+    state = np.random.get_state()[1].copy()
+    ds = datafiles.load_dataset("mnist1d", n_train=50, n_test=20, seed=0, data_dir=tmp_path)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # global RNG untouched
+    assert ds.X.shape == (50, 40) and ds.X_test.shape == (20, 40) and ds.Y.shape == (50, 10)
+    assert np.all(np.isfinite(ds.X)) and ds.info["source"].startswith("generated")
+    assert len(list((tmp_path / "mnist1d").glob("mnist1d-*.npy"))) == 4
+    import mnist1d.data
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generated again")
+    monkeypatch.setattr(mnist1d.data, "make_dataset", no_generation)
+    monkeypatch.setattr(mnist1d.data, "get_dataset", no_generation)
+    again = datafiles.load_dataset("mnist1d", n_train=50, n_test=20, seed=0, data_dir=tmp_path)
+    np.testing.assert_array_equal(again.X, ds.X)
+    assert again.info["checksum"] == ds.info["checksum"]
+    arrays = datafiles.mnist1d_arrays(tmp_path)
+    assert arrays["x"].shape == (4000, 40) and arrays["x_test"].shape == (1000, 40)
+
+
+def test_load_dataset_synthetic_mixture():
+    from ntkdyn.numerics.synthetic import gaussian_mixture_classes
+
+    ds = datafiles.load_dataset("synthetic-mixture", n_train=40, d=12, seed=5,
+                                preprocessing="none")
+    ref = gaussian_mixture_classes(40, 12, num_classes=4, seed=5)
+    np.testing.assert_array_equal(ds.X, ref.X)
+    np.testing.assert_array_equal(ds.Y, ref.Y)
+    assert ds.info["source"] == "generated" and ds.info["classes"] == [0, 1, 2, 3]
+    split = datafiles.load_dataset("synthetic-mixture", n_train=40, n_test=12, d=12, seed=5,
+                                   classes=[0, 1, 2, 3], preprocessing="none")
+    np.testing.assert_array_equal(split.X, ref.X)  # the test set does not change training
+    assert split.X_test.shape == (12, 12) and np.array_equal(np.bincount(split.labels_test),
+                                                             [3, 3, 3, 3])
+    # Test inputs lie near their class means (radius 5, offset 5, noise 1).
+    means = 5.0 * ref.info["means"] + ref.info["offset"]
+    dist = np.linalg.norm(split.X_test[:, None, :] - means[None], axis=2)
+    np.testing.assert_array_equal(dist.argmin(axis=1), split.labels_test)
+    odd = datafiles.load_dataset("synthetic-mixture", n_train=20, classes="odd-even", seed=1)
+    assert odd.Y.shape == (20, 1) and odd.X.shape == (20, 30)
+
+
+def test_load_dataset_bad_input(tmp_path):
+    def load(name="digits", **kw):
+        kw.setdefault("n_train", 10)
+        return datafiles.load_dataset(name, data_dir=tmp_path, **kw)
+    with pytest.raises(ValueError, match="name"):
+        load("imagenet")
+    with pytest.raises(ValueError, match=r"classes \[3, 11\] lie outside"):
+        load(classes=[3, 11])
+    with pytest.raises(ValueError, match="classes"):
+        load(classes="odd")
+    with pytest.raises(ValueError, match="at least two"):
+        load(classes=[3])
+    with pytest.raises(ValueError, match="n_train \\+ n_test = 2000"):
+        load(n_train=1500, n_test=500)
+    # Refused before any file is looked for (the data home is empty).
+    with pytest.raises(ValueError, match="n_train = 70000 is more than the training split"):
+        load("mnist", n_train=70000)
+    with pytest.raises(ValueError, match="n_test = 3000"):
+        load("cifar10", n_test=3000, classes=[0, 1])
+    with pytest.raises(ValueError, match="n_train"):
+        load(n_train=0)
+    with pytest.raises(ValueError, match="d = 30 does not match"):
+        load(d=30)
+    with pytest.raises(ValueError, match="preprocessing"):
+        load(preprocessing="whiten")
+    # A set smaller than the claim of its specification: the exact count after reading.
+    fetched_mnist(tmp_path, n=40, n_test=20)
+    with pytest.raises(ValueError, match=r"fewer than the 5 requested \(n_train = 50"):
+        load("mnist", n_train=50)
