@@ -5,7 +5,8 @@ errors. Imports numpy and scipy only; never the theory, numerics or figures laye
 """
 from .activations import ACTIVATIONS, Activation, get_activation
 from .alignment import (CORRELATION_KINDS, alignment, center, eigenvector_target_overlap,
-                        matrix_correlation, relative_change, specialization, specialization_index)
+                        kernel_specialization_matrix, matrix_correlation, relative_change,
+                        specialization, specialization_index)
 from .errors import DivergenceError
 from .linalg import psd_power
 from .losses import mse, mse_and_output_gradient
@@ -20,6 +21,7 @@ __all__ = [
     "center",
     "eigenvector_target_overlap",
     "get_activation",
+    "kernel_specialization_matrix",
     "matrix_correlation",
     "mse",
     "mse_and_output_gradient",

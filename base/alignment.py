@@ -83,6 +83,22 @@ def specialization(K_heads, Y, centered: bool = True) -> np.ndarray:
     return S
 
 
+def kernel_specialization_matrix(K_heads, Y) -> np.ndarray:
+    """Kernel specialization matrix of Shan & Bordelon (2021), Eq. 9.
+
+    ``KSM(c, d) = A(K^{cc}, y_d) / [(1/C) sum_{c'} A(K^{c'c'}, y_d)]`` with the uncentred
+    alignment ``A``: head ``c``'s kernel against class ``d``'s target, each column divided by its
+    mean over heads, so 1 everywhere means no specialization. ``K_heads``: ``(C, n, n)``; ``Y``:
+    ``(n, C)``; returns ``(C, C)``. The centred matrix of this library is :func:`specialization`.
+    """
+    S = specialization(K_heads, Y, centered=False)
+    means = S.mean(axis=0)
+    if np.any(means == 0):
+        raise ValueError("the kernel specialization matrix is undefined when a class's mean "
+                         "alignment over heads is zero")
+    return S / means
+
+
 def specialization_index(S) -> float:
     """``xi = mean_i S_ii - mean_{i != j} S_ij``; positive when each head aligns to its own target.
     """

@@ -29,6 +29,7 @@ _API = {
     "DivergenceError": "ntkdyn.base.errors",
     "alignment": "ntkdyn.base.alignment",
     "specialization": "ntkdyn.base.alignment",
+    "kernel_specialization_matrix": "ntkdyn.base.alignment",
     "MLP": "ntkdyn.numerics.networks",
     "empirical_ntk": "ntkdyn.numerics.kernels",
     "gradient_descent": "ntkdyn.numerics.training",

@@ -156,3 +156,26 @@ def test_eigenvector_overlap_accumulates_to_one_and_finds_the_target_mode():
     lam, C = eigenvector_target_overlap(K, Q[:, 2])
     np.testing.assert_allclose(lam, evals, rtol=1e-12)
     np.testing.assert_allclose(C, [0, 0, 1, 1, 1, 1, 1, 1], atol=1e-12)
+
+
+def test_kernel_specialization_matrix_is_eq9_of_shan_bordelon():
+    from ntkdyn import kernel_specialization_matrix
+
+    rng = np.random.default_rng(4)
+    C, n = 3, 12
+    F = rng.standard_normal((C, n, 5))
+    K_heads = np.einsum("cia,cja->cij", F, F)
+    Y = rng.standard_normal((n, C))
+    ksm = kernel_specialization_matrix(K_heads, Y)
+
+    def A(K, y):  # uncentred alignment, written out
+        return float(y @ K @ y / (np.linalg.norm(K) * (y @ y)))
+
+    for c in range(C):
+        for d in range(C):
+            expected = A(K_heads[c], Y[:, d]) / np.mean([A(K_heads[e], Y[:, d]) for e in range(C)])
+            assert ksm[c, d] == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(ksm.mean(axis=0), 1.0, rtol=1e-12)
+    # identical heads: no specialization at all
+    same = kernel_specialization_matrix(np.stack([K_heads[0]] * C), Y)
+    np.testing.assert_allclose(same, 1.0, rtol=1e-12)
