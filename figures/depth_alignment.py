@@ -52,8 +52,9 @@ QUICK = {
 # The paper's data (Shan & Bordelon 2021, Fig. 5: ReLU MLPs with 2-5 hidden layers on MNIST):
 # 10-class MNIST, centred one-hot targets, inputs on the sphere of radius sqrt(d) (d = 784; the
 # key d is unused).
-PAPER = dict(QUICK, n_train=300, width=256, steps=2000, num_records=20, seeds=3,
-             dataset="mnist", classes=None, preprocessing="sphere")
+# Shan & Bordelon 2021, Fig. 5: ReLU MLPs with 2-5 hidden layers (3-6 weight matrices) on MNIST
+PAPER = dict(QUICK, n_train=300, width=256, depths=[3, 4, 5, 6], steps=2000, num_records=20,
+             seeds=3, dataset="mnist", classes=None, preprocessing="sphere")
 # Independent initialisations averaged into the t = 0 kernel compared with Theta_L.
 INIT_KERNEL_DRAWS = 32
 

@@ -119,9 +119,11 @@ def kernel_metrics(K_heads, Y, spectral: bool = True) -> dict:
     Returns ``alignment_centered`` ``A_c(sum_i K_ii, Y)``, ``alignment_uncentered``
     ``A(sum_i K_ii, Y)``, ``specialization`` ``S_ij = A_c(K_ii, y_j)``
     (:func:`ntkdyn.base.alignment.specialization`), ``xi``
-    (mean diagonal minus mean off-diagonal of ``S``) and, with ``spectral``, ``top_overlap``:
-    the fraction of the centred target power carried by the top ``k`` eigenvectors of the
-    centred summed kernel (one ``O(n^3)`` eigendecomposition).
+    (mean diagonal minus mean off-diagonal of ``S``), ``trace`` ``Tr sum_i K_ii`` (the kernel's
+    magnitude, which Shan & Bordelon 2021 track beside the alignment) and, with ``spectral``,
+    ``top_overlap``: the fraction of the centred target power carried by the top ``k``
+    eigenvectors of the centred summed kernel, and ``top_eigvec_cosine``: ``|phi_1 . Y| / ||Y||``
+    for the top eigenvector alone (one ``O(n^3)`` eigendecomposition).
     """
     K_heads = as_array(K_heads, "K_heads", ndim=3)
     Y = as_array(Y, "Y", ndim=2)
@@ -132,10 +134,12 @@ def kernel_metrics(K_heads, Y, spectral: bool = True) -> dict:
     out = {
         "alignment_centered": alignment(K, Y, centered=True),
         "alignment_uncentered": alignment(K, Y, centered=False),
+        "trace": float(np.trace(K)),
     }
     if spectral:
         _, cum = eigenvector_target_overlap(K, Y, centered=True)
         out["top_overlap"] = float(cum[min(k, len(cum)) - 1])
+        out["top_eigvec_cosine"] = float(np.sqrt(cum[0]))
     if K_heads.shape[0] == k and k >= 2:
         S = specialization(K_heads, Y, centered=True)
         out["specialization"] = S
