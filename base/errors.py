@@ -16,4 +16,9 @@ class DivergenceError(RuntimeError):
     def __init__(self, step: int, loss: float, reason: str = "loss diverged"):
         self.step = int(step)
         self.loss = float(loss)
+        self.reason = reason
         super().__init__(f"{reason} at step {self.step}: loss = {self.loss!r}")
+
+    def __reduce__(self):
+        # rebuilt from (step, loss, reason), so it survives a process pool's pickling
+        return (type(self), (self.step, self.loss, self.reason))

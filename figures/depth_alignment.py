@@ -70,6 +70,9 @@ def child(seed, *index):
                                   spawn_key=tuple(seed.spawn_key) + tuple(int(i) for i in index))
 
 
+EXTRA_METRICS = ("alignment_uncentered", "trace", "top_eigvec_cosine")
+
+
 def compute(config, seed) -> dict:
     """Train every depth on every replicate's task (the same task for every depth of a
     replicate); record the initial kernel and add the infinite-width NTK of each depth."""
@@ -94,10 +97,14 @@ def compute(config, seed) -> dict:
                                  params0=params0, num_records=config["num_records"])
             if a_c is None:
                 a_c = np.empty((len(depths), seeds, len(run.record_steps)))
+                # the paper's uncentred alignment, Tr K and the top-eigenvector cosine, recorded
+                extra = {key: np.empty_like(a_c) for key in EXTRA_METRICS}
                 losses = np.empty((len(depths), seeds, len(run.losses)))
                 k_init = np.empty((len(depths), seeds) + ds.X.shape[:1] * 2)
                 record_times = run.record_times
             a_c[a, s] = run.metrics["alignment_centered"]
+            for key in EXTRA_METRICS:
+                extra[key][a, s] = run.metrics[key]
             losses[a, s] = run.losses
             k_init[a, s] = np.mean(
                 [empirical_ntk(net, net.init(np.random.default_rng(child(draws_seed, a, j))),
@@ -105,7 +112,7 @@ def compute(config, seed) -> dict:
                  for j in range(INIT_KERNEL_DRAWS)], axis=0)
     X, Y = np.array(X_all), np.array(Y_all)
     k_inf = np.array([[infinite_ntk(x, depth=int(L)) for x in X] for L in depths])
-    return {"depths": depths, "record_times": record_times, "alignment_centered": a_c,
+    return {"depths": depths, "record_times": record_times, "alignment_centered": a_c, **extra,
             "losses": losses, "times": config["lr"] * np.arange(losses.shape[-1]),
             "X": X, "Y": Y, "kernel_init": k_init, "k_inf": k_inf, **tasks.data_entries(splits)}
 

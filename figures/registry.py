@@ -29,6 +29,11 @@ EXPERIMENT_MODULES = [
     "ntkdyn.figures.deep_linear_alignment",
     "ntkdyn.figures.toy_kernel_evolution",
     "ntkdyn.figures.deep_linear_data",
+    "ntkdyn.figures.optimal_feature_evolution",
+    "ntkdyn.figures.kernel_split",
+    "ntkdyn.figures.specialization_matrix",
+    "ntkdyn.figures.mixture_specialization",
+    "ntkdyn.figures.kgd_baselines",
 ]
 
 def _load(path: str) -> Experiment:

@@ -25,6 +25,13 @@ verified in :func:`ntkdyn.theory.symbolic.verify_toy_closed_form`:
 With a static kernel (``eta = 0``) and eigen-coefficients ``y_k`` the loss is
 ``1/2 sum_k y_k^2 e^(-2 lam_k t)`` (:func:`static_loss`), a power law ``t^(-(a-1)/b)`` for
 ``lam_k ~ k^(-b)``, ``y_k^2 ~ k^(-a)`` at intermediate times.
+
+T1 conserves the whole matrix ``K + eta D D^T`` (:func:`conserved_matrix`), so
+``K(inf) = K_0 + eta y y^T`` for any target (:func:`final_kernel`). The optimal feature evolution
+of Shan & Bordelon (2021, sec. 3) is a discrete version (:func:`iterate_feature_toy`): features
+``Psi`` (``K = Psi^T Psi``) take a gradient step of size ``gamma`` on the next step's loss
+``1/2 ||(I - eta Psi^T Psi) D||^2``; as ``eta -> 0`` it is T1 with rate ``2 gamma``
+(:func:`feature_toy_rate`).
 """
 from __future__ import annotations
 
@@ -51,6 +58,13 @@ __all__ = [
     "static_loss_exponent",
     "power_law_problem",
     "observables",
+    "FEATURE_TOY_ORDER",
+    "conserved_matrix",
+    "final_kernel",
+    "feature_toy_rate",
+    "feature_toy_max_eta",
+    "feature_gradient_step",
+    "iterate_feature_toy",
 ]
 
 VARIANTS = ("multiplicative", "additive")
@@ -312,3 +326,151 @@ def observables(traj: ToyTrajectory, y=None) -> dict:
     overlap = (top @ y) ** 2 / yy
     return {"t": traj.t, "loss": traj.loss, "alignment": align, "eigenvalues": evals,
             "top_overlap": overlap}
+
+
+# --- optimal feature evolution: the discrete feature-gradient toy and the matrix law of T1 ---
+
+#: Global order in the output step ``eta`` with which the discrete feature-gradient toy
+#: (:func:`iterate_feature_toy`) approaches the multiplicative flow (T1): a one-step map whose
+#: local error is ``O(eta^2)``, like forward Euler, so the error at a fixed time is ``O(eta)``.
+FEATURE_TOY_ORDER = 1.0
+
+
+def conserved_matrix(K, residual, eta: float) -> np.ndarray:
+    """``K + eta D D^T``, conserved by the multiplicative rule (T1) for any target.
+
+    ``d/dt (K + eta D D^T) = eta (K D D^T + D D^T K) - eta (K D D^T + D D^T K) = 0`` with
+    ``dD/dt = -K D``, so the whole matrix (not only one eigenvalue) is a constant of motion.
+
+    Parameters
+    ----------
+    K : array_like, shape (..., P, P)
+    residual : array_like, shape (..., P)
+        ``D = y - f`` at the same times as ``K``.
+    eta : float
+        The rate of (T1).
+    """
+    K = np.asarray(K, dtype=np.float64)
+    D = np.asarray(residual, dtype=np.float64)
+    if K.shape[-2:] != (D.shape[-1], D.shape[-1]) or K.shape[:-2] != D.shape[:-1]:
+        raise ValueError(f"K of shape {K.shape} does not match residual of shape {D.shape}")
+    eta = positive_float(eta, "eta", allow_zero=True)
+    return K + eta * D[..., :, None] * D[..., None, :]
+
+
+def final_kernel(K0, y, eta: float) -> np.ndarray:
+    """``K_inf = K0 + eta y y^T``: the end point of (T1) from ``f(0) = 0`` for any target ``y``.
+
+    From :func:`conserved_matrix` with ``D(0) = y`` and ``D(inf) = 0`` (the residual vanishes
+    whenever ``K0`` is positive definite). The optimal feature evolution of Shan & Bordelon
+    (2021, sec. 3) states ``K_inf = K_0 + gamma y y^T`` with its own rate ``gamma``.
+    """
+    K0, y = _problem(K0, y)
+    eta = positive_float(eta, "eta", allow_zero=True)
+    return K0 + eta * np.outer(y, y)
+
+
+def feature_toy_rate(gamma: float) -> float:
+    """Rate of (T1) in the continuous limit of :func:`iterate_feature_toy`: ``2 gamma``.
+
+    The step ``Psi <- Psi - gamma grad_Psi 1/2 ||(I - eta Psi^T Psi) D||^2`` is
+    ``Psi <- Psi + gamma eta Psi (D r^T + r D^T)`` with ``r = (I - eta K) D = D + O(eta)``; per
+    unit time ``t = eta n`` this is ``dPsi/dt = 2 gamma Psi D D^T``, hence
+    ``dK/dt = 2 gamma (K D D^T + D D^T K)`` and ``K_inf = K0 + 2 gamma y y^T``.
+    """
+    return 2.0 * positive_float(gamma, "gamma", allow_zero=True)
+
+
+def feature_toy_max_eta(K0, y, gamma: float) -> float:
+    """``2 / lam_max(K0 + 2 gamma y y^T)``: the output step below which the toy stays stable.
+
+    In the continuous limit ``K(t) = K_inf - 2 gamma D D^T <= K_inf`` (:func:`conserved_matrix`),
+    so ``eta lam_max(K(t)) < 2``, the gradient-descent stability condition, holds at every step
+    once it holds for ``K_inf``.
+    """
+    K_inf = final_kernel(K0, y, feature_toy_rate(gamma))
+    return 2.0 / float(np.linalg.eigvalsh(0.5 * (K_inf + K_inf.T))[-1])
+
+
+def feature_gradient_step(Psi, residual, eta: float, gamma: float) -> np.ndarray:
+    """One step of optimal feature evolution: ``Psi - gamma grad_Psi 1/2 ||r||^2``.
+
+    ``r = (I - eta Psi^T Psi) D`` is the residual after the next output step; its gradient is
+    ``-eta Psi (D r^T + r D^T)`` (Shan & Bordelon 2021, sec. 3; the loss of docs/conventions.md,
+    with the factor ``1/2``).
+
+    Parameters
+    ----------
+    Psi : array_like, shape (M, P)
+        Features of the ``P`` training points; ``K = Psi^T Psi``.
+    residual : array_like, shape (P,)
+    eta, gamma : float
+        Output learning rate and feature learning rate.
+    """
+    Psi = np.asarray(Psi, dtype=np.float64)
+    D = np.asarray(residual, dtype=np.float64)
+    r = D - eta * (Psi.T @ (Psi @ D))
+    S = np.outer(D, r)
+    return Psi + (gamma * eta) * (Psi @ (S + S.T))
+
+
+def iterate_feature_toy(K0, y, eta: float, gamma: float, steps: int, every: int = 1,
+                        blow_up: float = 1e6) -> ToyTrajectory:
+    """Iterate the discrete feature-gradient toy from ``Psi_0`` with ``Psi_0^T Psi_0 = K0``.
+
+    Each step: ``Psi_{n+1}`` = :func:`feature_gradient_step` at ``(Psi_n, D_n)``, then the output
+    step with the new kernel, ``D_{n+1} = (I - eta K_{n+1}) D_n`` (``D_0 = y``). Time is
+    ``t = eta n``; as ``eta -> 0`` the map approaches (T1) with rate :func:`feature_toy_rate`.
+
+    Parameters
+    ----------
+    K0 : array_like, shape (P, P)
+        Symmetric positive semi-definite initial kernel (``Psi_0 = diag(sqrt(lam)) Q^T``).
+    y : array_like, shape (P,)
+    eta, gamma : float
+        Output learning rate ``> 0`` and feature learning rate ``>= 0``.
+    steps, every : int
+        Number of steps; record every ``every`` steps (and step 0 and the last step).
+    blow_up : float
+        Divergence threshold on ``loss / loss_0``.
+
+    Returns
+    -------
+    ToyTrajectory
+        With ``eta`` = :func:`feature_toy_rate` ``(gamma)`` and ``variant="multiplicative"``.
+
+    Raises
+    ------
+    DivergenceError
+        At the first step whose loss ``1/2 ||D||^2`` is non-finite or above ``blow_up`` times
+        the initial loss.
+    """
+    from ..base.errors import DivergenceError
+
+    K0, y = _problem(K0, y)
+    eta = positive_float(eta, "eta")
+    gamma = positive_float(gamma, "gamma", allow_zero=True)
+    steps = positive_int(steps, "steps")
+    every = positive_int(every, "every")
+    lam, Q = np.linalg.eigh(0.5 * (K0 + K0.T))
+    if lam[0] < -1e-12 * max(1.0, abs(lam[-1])):
+        raise ValueError("K0 must be positive semi-definite")
+    Psi = np.sqrt(np.clip(lam, 0.0, None))[:, None] * Q.T
+    D = y.copy()
+    loss0 = 0.5 * float(D @ D)
+    ts, residuals, kernels = [0.0], [D.copy()], [Psi.T @ Psi]
+    for n in range(1, steps + 1):
+        Psi = feature_gradient_step(Psi, D, eta, gamma)
+        K = Psi.T @ Psi
+        D = D - eta * (K @ D)
+        loss = 0.5 * float(D @ D)
+        if not np.isfinite(loss) or loss > blow_up * max(loss0, np.finfo(float).tiny):
+            raise DivergenceError(n, loss, f"feature-gradient toy (eta = {eta:g}, gamma = "
+                                           f"{gamma:g}) diverged")
+        if n % every == 0 or n == steps:
+            ts.append(eta * n)
+            residuals.append(D.copy())
+            kernels.append(K)
+    return ToyTrajectory(t=np.array(ts), residual=np.array(residuals), kernel=np.array(kernels),
+                         y=y, eta=feature_toy_rate(gamma), variant="multiplicative",
+                         normalise=False)

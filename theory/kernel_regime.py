@@ -40,7 +40,11 @@ __all__ = [
     "FrozenKernelRegime",
     "gradient_flow_filter",
     "kernel_regression",
+    "rescaled_kernel_time",
+    "rescaled_kernel_time_inverse",
     "spectral_filter",
+    "time_to_loss",
+    "train_loss_curve",
 ]
 
 
@@ -334,3 +338,139 @@ def kernel_regression(k_train_train, y_train, k_test_train, f0_train=None, f0_te
     alpha = np.linalg.solve(M + ridge * np.eye(M.shape[0]), rhs)
     pred = Kt @ alpha
     return F0t + (pred if shared else pred.reshape(k, n_test).T)
+
+
+# ------------------------------------------------------------------------ loss curves and times
+def train_loss_curve(regime: FrozenKernelRegime, t, lr=None) -> np.ndarray:
+    """``L(t) = 1/(2n) sum_m d_m(t)^2 ||r_0^(m)||^2``: the training loss from the mode coordinates.
+
+    ``d_m`` is :meth:`FrozenKernelRegime.decay` (``exp(-lambda_m t / n)``, or
+    ``(1 - lr lambda_m / n)^s`` with ``lr``) and ``r_0^(m)`` the initial residual's coordinate on
+    eigenvector ``m``; the same number as :meth:`FrozenKernelRegime.train_loss` without forming
+    the outputs, ``O(T modes)`` for ``T`` times instead of ``O(T n^2)``. Shape ``(T,)``.
+    """
+    if not isinstance(regime, FrozenKernelRegime):
+        raise TypeError(f"regime must be a FrozenKernelRegime, got {type(regime).__name__}")
+    r0 = regime._r0_modes
+    power = (r0 * r0).sum(axis=1) if r0.ndim == 2 else r0 * r0
+    D = regime.decay(t, lr)
+    return (D * D) @ power / (2.0 * regime.n)
+
+
+def time_to_loss(regime: FrozenKernelRegime, loss: float, lr=None, rtol: float = 1e-10) -> float:
+    """The first time ``t`` with ``L(t) <= loss`` under kernel gradient descent on a frozen kernel.
+
+    Gradient flow: every mode decays like ``exp(-lambda t / n)``, so ``L`` decreases and ``t`` is
+    found by bisection to relative precision ``rtol``. Gradient descent with ``lr``: where
+    ``0 < lr lambda / n < 2`` for every non-zero mode, ``L`` decreases step by step and ``t = lr s``
+    for the first such step ``s``. Returns ``0`` when ``L(0) <= loss`` and ``inf`` when ``loss``
+    lies at or below the ``t -> inf`` limit (the residual outside the kernel's range).
+
+    Parameters
+    ----------
+    regime : FrozenKernelRegime
+    loss : float
+        The loss level to reach (``>= 0``).
+    lr : float, optional
+        Learning rate of gradient descent (gradient flow if omitted).
+    """
+    loss = positive_float(loss, "loss", allow_zero=True)
+    rtol = positive_float(rtol, "rtol")
+    if lr is not None:
+        lr = positive_float(lr, "lr")
+        x = lr * regime.eigenvalues / regime.n
+        if np.any(x[regime.eigenvalues > regime._cutoff] >= 2.0):
+            raise ValueError(f"gradient descent with lr = {lr} diverges on this kernel "
+                             f"(lr lambda_max / n = {x.max():.4g} >= 2)")
+
+    def curve(t):
+        return float(train_loss_curve(regime, t, lr)[0])
+
+    if curve(0.0) <= loss:
+        return 0.0
+    if loss <= float(train_loss_curve(regime, np.inf, lr)[0]):
+        return float("inf")
+    step = 1.0 if lr is None else lr
+    lo, hi = 0.0, step
+    while curve(hi) > loss:
+        lo, hi = hi, 2.0 * hi
+    if lr is None:
+        while hi - lo > rtol * hi:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if curve(mid) > loss else (lo, mid)
+        return hi
+    s_lo, s_hi = int(round(lo / lr)), int(round(hi / lr))  # L(s_lo) > loss >= L(s_hi)
+    while s_hi - s_lo > 1:
+        mid = (s_lo + s_hi) // 2
+        s_lo, s_hi = (mid, s_hi) if curve(lr * mid) > loss else (s_lo, mid)
+    return lr * s_hi
+
+
+def _scale_grid(times, scales):
+    t = as_array(times, "times", ndim=1)
+    c = as_array(scales, "scales", ndim=1)
+    if t.shape != c.shape or t.size < 1:
+        raise ValueError(f"times and scales must have the same non-empty shape, got {t.shape} "
+                         f"and {c.shape}")
+    if t[0] != 0.0 or np.any(np.diff(t) <= 0):
+        raise ValueError("times must start at 0 and increase strictly")
+    if np.any(c <= 0):
+        raise ValueError("scales must be > 0")
+    tau = np.concatenate([[0.0], np.cumsum(0.5 * (c[1:] + c[:-1]) * np.diff(t))])
+    return t, c, tau
+
+
+def rescaled_kernel_time(times, scales, t=None) -> np.ndarray:
+    """``tau(t) = int_0^t c(t') dt'``: kernel gradient descent on ``c(t) K`` is KGD on ``K`` at
+    time ``tau``.
+
+    Under ``dr/dt = -(c(t) / n) K r`` the residual is ``r_t = exp(-tau(t) K / n) r_0``, so the
+    whole trajectory is that of the frozen kernel ``K`` read at ``tau(t)`` (the aKGD baseline of
+    Shan & Bordelon 2021, sec. 3, with ``c(t)`` the network's kernel magnitude over the initial
+    one). ``c`` is piecewise linear between the given ``times`` (the trapezoid rule is exact for
+    it) and constant at its last value after them.
+
+    Parameters
+    ----------
+    times : array ``(R,)``
+        Increasing times, ``times[0] = 0``.
+    scales : array ``(R,)``
+        ``c`` at those times (``> 0``).
+    t : array, optional
+        Where to evaluate ``tau`` (``>= 0``); the given ``times`` by default.
+    """
+    grid, c, tau = _scale_grid(times, scales)
+    if t is None:
+        return tau
+    t = np.asarray(as_array(t, "t", ndim=(0, 1)), dtype=float)
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0")
+    i = np.clip(np.searchsorted(grid, t, side="right") - 1, 0, grid.size - 1)
+    u = t - grid[i]
+    inside = i < grid.size - 1
+    h = np.where(inside, grid[np.minimum(i + 1, grid.size - 1)] - grid[i], 1.0)
+    slope = np.where(inside, (c[np.minimum(i + 1, grid.size - 1)] - c[i]) / h, 0.0)
+    return tau[i] + c[i] * u + 0.5 * slope * u * u
+
+
+def rescaled_kernel_time_inverse(times, scales, tau) -> np.ndarray:
+    """The time ``t`` at which ``int_0^t c = tau``: the inverse of :func:`rescaled_kernel_time`.
+
+    On each interval ``c(t) = c_i + a (t - t_i)`` and ``tau(t) = tau_i + c_i u + a u^2 / 2``, so
+    ``u = 2 (tau - tau_i) / (c_i + sqrt(c_i^2 + 2 a (tau - tau_i)))`` (the stable root); after
+    the last time ``u = (tau - tau_R) / c_R``. ``tau = inf`` gives ``inf``.
+    """
+    grid, c, cum = _scale_grid(times, scales)
+    tau = np.asarray(as_array(tau, "tau", ndim=(0, 1), finite=False), dtype=float)
+    if np.any(np.isnan(tau)) or np.any(tau < 0):
+        raise ValueError("tau must be >= 0 (not NaN)")
+    finite = np.isfinite(tau)
+    safe = np.where(finite, tau, 0.0)
+    i = np.clip(np.searchsorted(cum, safe, side="right") - 1, 0, grid.size - 1)
+    inside = i < grid.size - 1
+    j = np.minimum(i + 1, grid.size - 1)
+    h = np.where(inside, grid[j] - grid[i], 1.0)
+    a = np.where(inside, (c[j] - c[i]) / h, 0.0)
+    rest = safe - cum[i]
+    u = 2.0 * rest / (c[i] + np.sqrt(np.maximum(c[i] * c[i] + 2.0 * a * rest, 0.0)))
+    return np.where(finite, grid[i] + u, np.inf)

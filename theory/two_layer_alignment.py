@@ -353,3 +353,313 @@ def specialization_bound(K_heads, centered: bool = True) -> float:
     if k < 2:
         raise ValueError("K_heads must hold at least two heads")
     return float(D.mean(axis=1).sum() / (k - 1))
+
+
+# ------------------------------------------ kernel specialization matrix (uncentred, Eq. 9)
+def kernel_specialization_rate(K_heads, dK_heads, Y) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel specialization matrix and its time derivative along ``dK_heads``.
+
+    ``KSM(c, d) = A_cd / m_d`` with ``A_cd = A(K^{cc}, y_d)`` uncentred and
+    ``m_d = (1/C) sum_c A_cd`` (Shan & Bordelon 2021, Eq. 9;
+    :func:`ntkdyn.base.alignment.kernel_specialization_matrix`), so
+    ``dKSM(c, d)/dt = (dA_cd m_d - A_cd dm_d) / m_d^2`` with ``dA_cd`` from
+    :func:`alignment_rate` (uncentred). ``K_heads``, ``dK_heads``: ``(C, n, n)``; ``Y``:
+    ``(n, C)``. Returns ``(KSM, dKSM/dt)``, both ``(C, C)``.
+    """
+    K_heads = as_array(K_heads, "K_heads", ndim=3)
+    dK_heads = as_array(dK_heads, "dK_heads", ndim=3)
+    if dK_heads.shape != K_heads.shape:
+        raise ValueError(f"dK_heads must have the shape of K_heads {K_heads.shape}, "
+                         f"got {dK_heads.shape}")
+    Y = _targets(Y, K_heads.shape[1], K_heads.shape[0])
+    k = Y.shape[1]
+    A = specialization_matrix(K_heads, Y, centered=False)
+    dA = np.array([[alignment_rate(K_heads[i], dK_heads[i], Y[:, j], centered=False)
+                    for j in range(k)] for i in range(k)])
+    m, dm = A.mean(axis=0), dA.mean(axis=0)
+    if np.any(m == 0):
+        raise ValueError("the kernel specialization matrix is undefined when a class's mean "
+                         "alignment over heads is zero")
+    return A / m, (dA * m - A * dm) / (m * m)
+
+
+def initial_specialization_rates(W1, W2, X, Y, gamma: float = 1.0,
+                                 activation: str = "relu") -> dict:
+    """Exact ``t = 0`` rates of the uncentred KSM (Eq. 9) and of the centred ``S_ij``.
+
+    The per-head kernels and their velocity along the gradient flow of ``f_gamma``
+    (:func:`flow_velocity`, :func:`kernel_velocity`), put through
+    :func:`kernel_specialization_rate` and the centred :func:`alignment_rate`. Returns
+    ``ksm``, ``ksm_rate``, ``specialization`` (centred ``S``) and ``specialization_rate``, each
+    ``(C, C)``; time is ``t = lr * steps`` of :func:`ntkdyn.numerics.richness.train_centered`.
+    """
+    W1, W2, X = _weights(W1, W2, X)
+    Y = _targets(Y, X.shape[0], W2.shape[0])
+    dW1, dW2 = flow_velocity(W1, W2, X, Y, gamma, activation)
+    feature, gated = two_layer_ntk_terms(W1, W2, X, activation=activation)
+    dfeature, dgated = kernel_velocity(W1, W2, X, dW1, dW2, activation)
+    K_heads, dK_heads = feature[None] + gated, dfeature[None] + dgated
+    ksm, ksm_rate = kernel_specialization_rate(K_heads, dK_heads, Y)
+    k = Y.shape[1]
+    dS = np.array([[alignment_rate(K_heads[i], dK_heads[i], Y[:, j]) for j in range(k)]
+                   for i in range(k)])
+    return {"ksm": ksm, "ksm_rate": ksm_rate,
+            "specialization": specialization_matrix(K_heads, Y), "specialization_rate": dS}
+
+
+def kernel_specialization_bound(K_heads, Y) -> np.ndarray:
+    """Bound ``|KSM(c, d) - 1| <= mean_{c'} D_cc' / m_d`` from the heads' dissimilarity.
+
+    With ``D`` the uncentred :func:`head_dissimilarity` and ``m_d`` the mean alignment of
+    class ``d`` over heads: ``A_cd = <K^_c, T_d>_F`` with the unit target kernel
+    ``T_d = y_d y_d^T / ||y_d||^2``, so by Cauchy-Schwarz ``|A_cd - A_c'd| <= D_cc'`` and
+    ``|A_cd - m_d| <= mean_{c'} D_cc'``. Heads whose normalised kernels coincide give
+    ``KSM = 1`` exactly (for a two-layer linear network, readout rows of equal norm:
+    :func:`linear_head_kernels`). Returns the ``(C, C)`` bound.
+    """
+    K_heads = as_array(K_heads, "K_heads", ndim=3)
+    Y = _targets(Y, K_heads.shape[1], K_heads.shape[0])
+    A = specialization_matrix(K_heads, Y, centered=False)
+    D = head_dissimilarity(K_heads, centered=False)
+    return D.mean(axis=1)[:, None] / A.mean(axis=0)[None, :]
+
+
+# ------------------------------------------- readout and first-layer parts (K_V and K_W)
+def bilinear_form(K, z) -> np.ndarray:
+    """``B(z) = z^T K z / ||z||^2`` for each column of ``z`` (``(n,)`` -> scalar, ``(n, p)`` ->
+    ``(p,)``): the kernel's Rayleigh quotient along ``z`` (Shan & Bordelon 2021, sec. 6)."""
+    K = as_array(K, "K", ndim=2)
+    z = as_array(z, "z", ndim=(1, 2))
+    if z.shape[0] != K.shape[0]:
+        raise ValueError(f"z must have {K.shape[0]} rows, got shape {z.shape}")
+    Z = z[:, None] if z.ndim == 1 else z
+    norms = np.sum(Z * Z, axis=0)
+    if np.any(norms == 0):
+        raise ValueError("z must not hold a zero column")
+    out = np.einsum("ap,ab,bp->p", Z, K, Z) / norms
+    return out[0] if z.ndim == 1 else out
+
+
+def complement_bilinear_form(K, y) -> float:
+    """Mean of ``B(z)`` over ``z`` uniform on the unit sphere of the complement of ``y``:
+    ``B_perp = tr(P K P) / (n - 1)``, ``P = I - y y^T / ||y||^2``, i.e.
+    ``(tr K - B(y)) / (n - 1)`` for a symmetric ``K``."""
+    K = as_array(K, "K", ndim=2)
+    y = as_array(y, "y", ndim=1)
+    n = K.shape[0]
+    if y.shape != (n,) or n < 2:
+        raise ValueError(f"y must have shape ({n},) with n >= 2, got {y.shape}")
+    return float((np.trace(K) - bilinear_form(0.5 * (K + K.T), y)) / (n - 1))
+
+
+def kernel_split_velocity(W1, W2, X, residual, gamma: float = 1.0,
+                          activation: str = "relu") -> dict:
+    """Readout and first-layer parts of the head-summed NTK and their gradient-flow velocity.
+
+    ``sum_i K_ii = K_V + K_W`` with ``K_V = k c_2^2 Phi Phi^T`` (the ``W2``-gradient Gram, ``k``
+    heads) and ``K_W = c_2^2 c_1^2 G * sum_i D A_i D^T`` (the ``W1``-gradient Gram), Shan &
+    Bordelon (2021), sec. 6. Their time derivatives along the flow of :func:`flow_velocity`
+    with residual ``Delta`` are the directional derivatives of :func:`kernel_velocity`:
+    ``dK_V/dt = k dfeature``, ``dK_W/dt = sum_i dgated_i``. Returns ``K_V, K_W, dK_V, dK_W``
+    (each ``(n, n)``); the derivatives are proportional to ``gamma``.
+    """
+    W1, W2, X = _weights(W1, W2, X)
+    dW1, dW2 = flow_velocity(W1, W2, X, residual, gamma, activation)
+    feature, gated = two_layer_ntk_terms(W1, W2, X, activation=activation)
+    dfeature, dgated = kernel_velocity(W1, W2, X, dW1, dW2, activation)
+    k = W2.shape[0]
+    return {"K_V": k * feature, "K_W": gated.sum(axis=0),
+            "dK_V": k * dfeature, "dK_W": dgated.sum(axis=0)}
+
+
+def kernel_split_rates(W1, W2, X, y, gamma: float = 1.0, activation: str = "relu") -> dict:
+    """``B`` along ``y`` and its complement for ``K_V`` and ``K_W``, and their rates at ``t = 0``.
+
+    For a one-output network trained on ``y`` (residual ``Delta = y`` at ``t = 0``), with
+    :func:`bilinear_form` ``B(y)`` and :func:`complement_bilinear_form` ``B_perp``: returns
+    ``B_V_y, B_V_perp, B_W_y, B_W_perp``, their rates ``rate_B_V_y, ...`` (``dB/dt`` at
+    ``t = 0``, from :func:`kernel_split_velocity`) and the rate anisotropies
+    ``anisotropy_V = rate_B_V_y / rate_B_V_perp`` and ``anisotropy_W`` (the same for ``K_W``).
+    Shan & Bordelon (2021, sec. 6): with fixed pre-activation signs ``K_V`` grows along ``y``
+    (``anisotropy_V`` of order ``n``) and ``K_W`` nearly isotropically (``anisotropy_W`` near 1
+    for random labels). By the symmetry of the flow, ``rate_B_V_y = rate_B_W_y`` exactly when
+    ``phi'' = 0`` (:func:`fixed_sign_bilinear_rates`).
+    """
+    W1, W2, X = _weights(W1, W2, X)
+    y = as_array(y, "y", ndim=(1, 2)).reshape(-1)
+    if W2.shape[0] != 1 or y.shape != (X.shape[0],):
+        raise ValueError(f"kernel_split_rates needs one output and y of shape ({X.shape[0]},), "
+                         f"got W2 {W2.shape}, y {y.shape}")
+    s = kernel_split_velocity(W1, W2, X, y[:, None], gamma, activation)
+    out = {}
+    for part in ("V", "W"):
+        K, dK = s[f"K_{part}"], s[f"dK_{part}"]
+        out[f"B_{part}_y"] = float(bilinear_form(K, y))
+        out[f"B_{part}_perp"] = complement_bilinear_form(K, y)
+        out[f"rate_B_{part}_y"] = float(bilinear_form(dK, y))
+        out[f"rate_B_{part}_perp"] = complement_bilinear_form(dK, y)
+        out[f"anisotropy_{part}"] = out[f"rate_B_{part}_y"] / out[f"rate_B_{part}_perp"]
+    return out
+
+
+def fixed_sign_bilinear_rates(W1, W2, X, residual, Z, gamma: float = 1.0,
+                              activation: str = "relu") -> tuple[np.ndarray, np.ndarray]:
+    """``(dB_V(z)/dt, dB_W(z)/dt)`` for the columns of ``Z (n, p)``, unit by unit, gates fixed.
+
+    For ``phi'' = 0`` (ReLU, linear) and one output ``f = c_2 sum_k a_k phi(h_k)`` with residual
+    ``r``, ``u_k = X^T (z * D_k)``, ``v_k = X^T (r * D_k)``, ``C = 2 gamma c_2^3 c_1^2 / n``:
+
+        ||z||^2 dB_V(z)/dt = C sum_k a_k (z . Phi_k) (u_k . v_k),
+        ||z||^2 dB_W(z)/dt = C sum_k a_k (r . Phi_k) (u_k . u_k).
+
+    ``dB_W`` weighs the non-negative ``|u_k|^2`` by ``a_k (r . Phi_k)`` (the unit's share of
+    ``r^T f``): every direction grows with the sign of that weighted ``r^T f``; ``dB_V`` has
+    ``z . Phi_k`` in place of ``r . Phi_k`` and is coherent only along ``z = r``, where the two
+    coincide (Shan & Bordelon 2021, sec. 6).
+    """
+    if activation not in ("relu", "linear"):
+        raise ValueError(f"activation must be 'relu' or 'linear' (phi'' = 0), got {activation!r}")
+    W1, W2, X = _weights(W1, W2, X)
+    n = X.shape[0]
+    if W2.shape[0] != 1:
+        raise ValueError(f"fixed_sign_bilinear_rates needs one output, got W2 {W2.shape}")
+    r = _targets(residual, n, 1, "residual")[:, 0]
+    Z = as_array(Z, "Z", ndim=(1, 2))
+    Z = Z[:, None] if Z.ndim == 1 else Z
+    if Z.shape[0] != n:
+        raise ValueError(f"Z must have {n} rows, got shape {Z.shape}")
+    gamma = positive_float(gamma, "gamma")
+    act = get_activation(activation)
+    c1, c2 = flow_multipliers(W1)
+    H = c1 * X @ W1.T
+    P, D = act.phi(H), act.dphi(H)
+    a = W2[0]
+    C = 2.0 * gamma * c2 ** 3 * c1 ** 2 / n
+    V = np.einsum("nk,nd->kd", r[:, None] * D, X)            # v_k, (m, d)
+    U = np.einsum("np,nk,nd->pkd", Z, D, X)                  # u_k for each z, (p, m, d)
+    norms = np.sum(Z * Z, axis=0)
+    rate_V = C * np.einsum("k,np,nk,pkd,kd->p", a, Z, P, U, V) / norms
+    rate_W = C * np.einsum("k,k,pkd,pkd->p", a, r @ P, U, U) / norms
+    return rate_V, rate_W
+
+
+# ------------------------------------------- gated-term growth from resting readouts (mixtures)
+def gated_bilinear_forms(W1, W2, X, Z, activation: str = "relu") -> np.ndarray:
+    """``B[c, j] = z_j^T K_W^{cc} z_j``: the gated (first-layer) term of head ``c`` along ``z_j``.
+
+    With ``K_W^{cc} = c_2^2 c_1^2 (X X^T) * (phi'(H) diag(a_c^2) phi'(H)^T)`` (the gated term
+    of :func:`ntkdyn.theory.two_layer_ntk.two_layer_ntk_terms`; Shan & Bordelon 2021, sec. 6),
+
+        B[c, j] = c_2^2 c_1^2 sum_k a_ck^2 || sum_mu z_j(x_mu) phi'(h_k(x_mu)) x_mu ||^2.
+
+    Parameters
+    ----------
+    W1 : array (m, d)
+    W2 : array (C, m)
+        Readouts ``a_ck`` (any values: trained weights, or a velocity, see
+        :func:`gated_growth_from_rest`).
+    X : array (n, d)
+    Z : array (n, p)
+        Directions ``z_j`` (columns), e.g. unit class indicators.
+
+    Returns
+    -------
+    array (C, p)
+    """
+    W1, W2, X = _weights(W1, W2, X)
+    Z = _targets(Z, X.shape[0], name="Z")
+    c1, c2 = flow_multipliers(W1)
+    D = get_activation(activation).dphi(c1 * X @ W1.T)
+    q = np.empty((Z.shape[1], W1.shape[0]))
+    for j, z in enumerate(Z.T):
+        rows = np.flatnonzero(z)  # sparse directions (class indicators): their rows only
+        q[j] = np.sum(((D[rows] * z[rows, None]).T @ X[rows]) ** 2, axis=1)
+    return c2 * c2 * c1 * c1 * (W2 * W2) @ q.T
+
+
+def gated_growth_from_rest(W1, X, Y, Z=None, activation: str = "relu") -> np.ndarray:
+    """``t^2`` coefficient of ``z_j^T K_W^{cc}(t) z_j`` under gradient flow from zero readouts.
+
+    With ``W2(0) = 0`` the gated term starts at zero, the first layer has no velocity at
+    ``t = 0`` (``dW1/dt`` is proportional to ``W2``) and the gates ``phi'(H)`` stay fixed, so
+    ``a_c(t) = t da_c + O(t^2)`` with ``da_c = (c_2 / n) phi(H)^T y_c``
+    (:func:`flow_velocity`, ``gamma = 1``) and
+
+        z^T K_W^{cc}(t) z = t^2 B[c, j] + O(t^3),   B = gated_bilinear_forms(W1, da, X, Z),
+
+    i.e. ``B = (1/2) d^2/dt^2`` at ``t = 0``. Head ``c``'s readout grows on the units active on
+    class ``c``, so ``K_W^{cc}`` grows fastest along ``y_c`` (Shan & Bordelon 2021, sec. 6.2).
+
+    Parameters
+    ----------
+    W1 : array (m, d), the initial first layer.
+    X : array (n, d); Y : array (n, C), the training targets.
+    Z : array (n, p), optional
+        Directions; default the columns of ``Y`` scaled to unit norm.
+
+    Returns
+    -------
+    array (C, p)
+    """
+    W1 = as_array(W1, "W1", ndim=2)
+    Y = _targets(Y, as_array(X, "X", ndim=2).shape[0])
+    if Z is None:
+        norms = np.linalg.norm(Y, axis=0)
+        if np.any(norms == 0):
+            raise ValueError("Y must not have a zero column when Z is not given")
+        Z = Y / norms
+    _, dW2 = flow_velocity(W1, np.zeros((Y.shape[1], W1.shape[0])), X, Y, 1.0, activation)
+    return gated_bilinear_forms(W1, dW2, X, Z, activation)
+
+
+def own_class_growth_ratio(B) -> float:
+    """``mean_c B[c, c] / mean_{c != d} B[c, d]`` of a square ``(C, C)`` array of growths."""
+    B = as_array(B, "B", ndim=2)
+    C = B.shape[0]
+    if B.shape != (C, C) or C < 2:
+        raise ValueError(f"B must be square with at least two rows, got shape {B.shape}")
+    off = ~np.eye(C, dtype=bool)
+    return float(np.mean(np.diag(B)) / np.mean(B[off]))
+
+
+def relu_square_gate_moment(rho) -> np.ndarray:
+    """``E[relu(u)^2 1(v > 0)]`` for standard Gaussians ``u, v`` of correlation ``rho``.
+
+    With ``theta = arccos(rho)``: ``(pi - theta + sin(theta) cos(theta)) / (2 pi)``
+    (``1/2`` at ``rho = 1``, ``1/4`` at ``rho = 0``, ``0`` at ``rho = -1``).
+    """
+    rho = np.asarray(rho, dtype=np.float64)
+    if np.any(np.abs(rho) > 1) or not np.all(np.isfinite(rho)):
+        raise ValueError("rho must lie in [-1, 1]")
+    theta = np.arccos(rho)
+    return (np.pi - theta + np.sin(theta) * np.cos(theta)) / (2.0 * np.pi)
+
+
+def mixture_growth_ratio_limit(centres=None) -> float:
+    """Small-variance, infinite-width limit of :func:`own_class_growth_ratio` on a mixture.
+
+    Balanced classes at unit centres ``mu_c`` with variance ``sigma^2 -> 0`` and Gaussian first
+    layer: a unit's gates are constant on each class and ``da_ck`` is proportional to
+    ``relu(w_k . mu_c)``, so (:func:`gated_growth_from_rest`)
+    ``B[c, d] ~ E[relu(u_c)^2 1(u_d > 0)]`` with ``u_c = w . mu_c``, and the ratio is
+    ``(1/2) / mean_{c != d} E[relu(u_c)^2 1(u_d > 0)]`` (:func:`relu_square_gate_moment`).
+    For orthogonal centres it is ``(1/2) / (1/4) = 2``: along ``y_c`` every unit that head
+    ``c``'s readout grows on is active, along ``y_d`` half of them (Shan & Bordelon 2021,
+    sec. 6.2).
+
+    Parameters
+    ----------
+    centres : array (C, d), optional
+        Class centres (rows are scaled to unit norm); default orthogonal ones (the limit does
+        not depend on ``C`` then).
+    """
+    if centres is None:
+        return float(0.5 / relu_square_gate_moment(0.0))
+    centres = as_array(centres, "centres", ndim=2)
+    norms = np.linalg.norm(centres, axis=1)
+    if centres.shape[0] < 2 or np.any(norms == 0):
+        raise ValueError(f"centres must hold at least two non-zero rows, got {centres.shape}")
+    U = centres / norms[:, None]
+    rho = np.clip(U @ U.T, -1.0, 1.0)
+    off = ~np.eye(len(U), dtype=bool)
+    return float(0.5 / np.mean(relu_square_gate_moment(rho[off])))

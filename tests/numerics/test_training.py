@@ -267,3 +267,10 @@ def test_bad_loop_arguments_name_themselves(kwargs, error, match):
     args = {"lr": 0.1, "steps": 5} | kwargs
     with pytest.raises(error, match=match):
         gradient_descent(net, params, X, Y, **args)
+
+
+def test_divergence_error_survives_pickling():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(DivergenceError(7, float("inf"), "gradient descent diverged")))
+    assert isinstance(err, DivergenceError) and err.step == 7 and "at step 7" in str(err)

@@ -172,3 +172,89 @@ def test_failed_integration_raises(monkeypatch):
     K0, y, _, _ = ke.power_law_problem(5, seed=0)
     with pytest.raises(RuntimeError, match="step size"):
         ke.integrate(K0, y, np.linspace(0, 1, 3), 1.0)
+
+
+# --- optimal feature evolution: matrix conservation law and the discrete feature-gradient toy ---
+
+def _random_target_problem(P=10, seed=3):
+    K0, _, _, _ = ke.power_law_problem(P, b=1.0, seed=seed)
+    y = np.random.default_rng(seed).standard_normal(P)
+    return K0, y / np.linalg.norm(y)
+
+
+def test_matrix_conservation_law_for_an_arbitrary_target():
+    K0, y = _random_target_problem()
+    eta = 0.7
+    traj = ke.integrate(K0, y, np.linspace(0, 300, 61), eta, rtol=1e-11, atol=1e-15)
+    C = ke.conserved_matrix(traj.kernel, traj.residual, eta)
+    K_inf = K0 + eta * np.outer(y, y)          # independent of final_kernel
+    np.testing.assert_allclose(C, np.broadcast_to(K_inf, C.shape), atol=1e-10)
+    np.testing.assert_allclose(ke.final_kernel(K0, y, eta), K_inf, rtol=0, atol=1e-15)
+    assert np.linalg.norm(traj.kernel[-1] - K_inf) < 1e-6
+    # not merely the eigenvalue law: y is no eigenvector, K_inf has off-diagonal blocks
+    lam, Q = np.linalg.eigh(K0)
+    off = Q.T @ (K_inf - K0) @ Q
+    assert np.abs(off - np.diag(np.diag(off))).max() > 1e-3
+    # the additive rule does not conserve it
+    add = ke.integrate(K0, y, np.linspace(0, 50, 11), eta, "additive")
+    C_add = ke.conserved_matrix(add.kernel, add.residual, eta)
+    assert np.abs(C_add[-1] - K_inf).max() > 1e-3
+
+
+def test_feature_gradient_step_is_the_gradient_of_the_next_step_loss():
+    rng = np.random.default_rng(0)
+    Psi = rng.standard_normal((7, 5))
+    D = rng.standard_normal(5)
+    eta, gamma = 0.1, 0.3
+
+    def next_loss(P):
+        r = D - eta * P.T @ (P @ D)
+        return 0.5 * r @ r
+
+    grad = np.zeros_like(Psi)
+    h = 1e-6
+    for idx in np.ndindex(Psi.shape):
+        E = np.zeros_like(Psi)
+        E[idx] = h
+        grad[idx] = (next_loss(Psi + E) - next_loss(Psi - E)) / (2 * h)
+    np.testing.assert_allclose(ke.feature_gradient_step(Psi, D, eta, gamma), Psi - gamma * grad,
+                               atol=1e-8)
+
+
+def test_feature_toy_approaches_t1_with_rate_2_gamma_at_first_order():
+    K0, y = _random_target_problem(P=8)
+    gamma, T = 0.5, 40.0
+    t = np.linspace(0, T, 5)
+    flow = ke.integrate(K0, y, t, ke.feature_toy_rate(gamma), rtol=1e-11, atol=1e-15)
+    errs = []
+    for eta in (0.02, 0.01):
+        steps = int(round(T / eta))
+        toy = ke.iterate_feature_toy(K0, y, eta, gamma, steps, every=steps // 4)
+        np.testing.assert_allclose(toy.t, t)
+        errs.append(np.abs(toy.kernel - flow.kernel).max())
+    order = np.log2(errs[0] / errs[1])
+    assert order == pytest.approx(ke.FEATURE_TOY_ORDER, abs=0.1)
+    assert ke.feature_toy_rate(gamma) == 2 * gamma
+    # gamma = 0: plain gradient descent with a frozen kernel
+    gd = ke.iterate_feature_toy(K0, y, 0.1, 0.0, 50, every=50)
+    D = y.copy()
+    for _ in range(50):
+        D = D - 0.1 * K0 @ D
+    np.testing.assert_allclose(gd.residual[-1], D, atol=1e-12)
+    np.testing.assert_allclose(gd.kernel[-1], K0, atol=1e-12)
+
+
+def test_feature_toy_divergence_and_bad_input():
+    from ntkdyn.base.errors import DivergenceError
+
+    K0, y, _, _ = ke.power_law_problem(12, seed=0)
+    with pytest.raises(DivergenceError) as info:
+        ke.iterate_feature_toy(K0, y, 0.04, 100.0, 3000)
+    assert info.value.step >= 1
+    assert ke.feature_toy_max_eta(K0, y, 0.0) == pytest.approx(2 / np.linalg.eigvalsh(K0)[-1])
+    with pytest.raises(ValueError):
+        ke.iterate_feature_toy(K0, y, 0.0, 1.0, 10)
+    with pytest.raises(ValueError):
+        ke.iterate_feature_toy(-K0, y, 0.1, 1.0, 10)
+    with pytest.raises(ValueError):
+        ke.conserved_matrix(K0, y[:-1], 1.0)
