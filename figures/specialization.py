@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..base.alignment import eigenvector_target_overlap
 from ..numerics import tasks
 from ..numerics.kernels import empirical_ntk
 from ..numerics.networks import MLP
@@ -106,10 +107,18 @@ def compute(config, seed) -> dict:
                 ST = np.empty_like(S0)
                 losses = np.empty((len(ACTIVATIONS), seeds, len(run.losses)))
                 record_times = run.record_times
+                # the paper's uncentred alignment and Tr K along training; the top
+                # eigenvector's cosine with the targets at the end (recorded, not scored)
+                a_unc, trace = np.empty_like(xi), np.empty_like(xi)
+                top_cos = np.empty((len(ACTIVATIONS), seeds))
             xi[a, s] = m["xi"]
+            a_unc[a, s], trace[a, s] = m["alignment_uncentered"], m["trace"]
             S0[a, s], ST[a, s] = m["specialization"][0], m["specialization"][-1]
             losses[a, s] = run.losses
-            bound[a, s] = specialization_bound(empirical_ntk(net, run.params, ds.X, heads="each"))
+            K_final = empirical_ntk(net, run.params, ds.X, heads="each")
+            bound[a, s] = specialization_bound(K_final)
+            top_cos[a, s] = np.sqrt(eigenvector_target_overlap(K_final.sum(axis=0), ds.Y,
+                                                               centered=True)[1][0])
             if act == "linear":
                 mixing[s] = linear_head_kernels(run.params, ds.X)[0]
                 t = LINEAR_GAMMA_T / gamma
@@ -127,6 +136,7 @@ def compute(config, seed) -> dict:
                 rate_fd[s] = short.gain("xi") / t
     return {"activations": np.array(ACTIVATIONS), "record_times": record_times, "xi": xi,
             "S_init": S0, "S_final": ST, "losses": losses, "bound": bound,
+            "alignment_uncentered": a_unc, "trace": trace, "top_eigvec_cosine_final": top_cos,
             "linear_mixing_weights": mixing, "xi_rate_theory": rate_theory, "xi_rate_fd": rate_fd,
             "linear_taylor_terms": linear_taylor, "linear_early_gain": linear_gain,
             "linear_early_time": np.array(LINEAR_GAMMA_T / gamma), **tasks.data_entries(splits)}
