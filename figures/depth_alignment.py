@@ -196,7 +196,25 @@ def plot(result):
     depths, t = result["depths"], result["record_times"]
     a = result["alignment_centered"]
     colors = plt.cm.plasma(np.linspace(0, 0.85, len(depths)))
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.3))
+    fig, grid = plt.subplots(2, 4, figsize=(20, 8.6))
+    # the paper's uncentred alignment is the headline; the centred one (with theory) beside it
+    ax = grid[0, 0]
+    for i, L in enumerate(depths):
+        ax.plot(t[1:], result["alignment_uncentered"][i].mean(axis=0)[1:], "o-", ms=3,
+                color=colors[i], label=f"depth {L}")
+    ax.set(xscale="log", xlabel="t = lr x steps", ylabel=r"$A(\sum_i K_{ii}, Y)$",
+           title="alignment (uncentred, the paper's; seed mean)")
+    ax.legend(fontsize=8)
+    for ax, key, label in ((grid[1, 1], "trace", r"$\mathrm{Tr}\,K_t / \mathrm{Tr}\,K_0$"),
+                           (grid[1, 2], "top_eigvec_cosine",
+                            "top eigenvector's cosine with Y (centred)")):
+        for i, L in enumerate(depths):
+            values = result[key][i].mean(axis=0)
+            values = values / values[0] if key == "trace" else values
+            ax.plot(t[1:], values[1:], "o-", ms=3, color=colors[i], label=f"depth {L}")
+        ax.set(xscale="log", xlabel="t", ylabel=label)
+        ax.legend(fontsize=8)
+    axes = [grid[0, 1], grid[1, 0], grid[0, 2], grid[0, 3]]
     ax = axes[0]
     for i, L in enumerate(depths):
         a_inf = np.mean([alignment(k, y, centered=True)
@@ -204,7 +222,7 @@ def plot(result):
         ax.plot(t[1:], a[i].mean(axis=0)[1:], "o-", ms=3, color=colors[i], label=f"depth {L}")
         ax.axhline(a_inf, color=colors[i], ls="--", lw=0.8)
     ax.set(xscale="log", xlabel="t = lr x steps", ylabel=r"$A_c(\sum_i K_{ii}, Y)$",
-           title="alignment (dashed: infinite-width NTK at t = 0)")
+           title="centred alignment (dashed: infinite-width NTK at t = 0)")
     ax.legend(fontsize=8)
     ax = axes[1]
     gains = a - a[..., :1]
@@ -221,6 +239,7 @@ def plot(result):
         ax.plot(times[1:], result["losses"][i].mean(axis=0)[1:], color=colors[i],
                 label=f"depth {L}")
     ax.set(xscale="log", yscale="log", xlabel="t", ylabel="training loss", title="loss")
+    grid[1, 3].set_axis_off()
     ax.legend(fontsize=8)
     ax = axes[3]
     k0, k_inf = center(result["kernel_init"]), center(result["k_inf"])
