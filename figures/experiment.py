@@ -140,6 +140,14 @@ class Control:
     apply: Callable[[dict, dict], dict]
 
 
+def replaced(**updates) -> Callable[[dict, dict], dict]:
+    """A control's ``apply``: the result with each entry ``key`` replaced by ``fn(result)``
+    (``replaced(k_inf=lambda r: 1.03 * r["k_inf"])``); the input is never modified."""
+    def apply(result, config):
+        return dict(result, **{key: fn(result) for key, fn in updates.items()})
+    return apply
+
+
 @dataclass(frozen=True)
 class Experiment:
     """One experiment: configurations, declared numbers, controls, computation and plot.

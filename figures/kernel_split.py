@@ -35,7 +35,8 @@ from ..numerics.networks import MLP
 from ..numerics.richness import CenteredModel
 from ..numerics.training import gradient_descent, record_schedule
 from ..theory.two_layer_alignment import bilinear_form, complement_bilinear_form, kernel_split_rates
-from .experiment import Control, Experiment, agreement, at_least, at_most, is_true, observation
+from .experiment import (Control, Experiment, agreement, at_least, at_most, is_true, observation,
+                         replaced)
 
 NAME = "kernel-split"
 DESCRIPTION = ("two-layer ReLU NTK split K_V + K_W: t = 0 growth rates of B(y), B(z perp y) "
@@ -242,17 +243,11 @@ REGIMES = {
 }
 
 
-def _replace(**updates):
-    def apply(result, config):
-        return dict(result, **{k: f(result) for k, f in updates.items()})
-    return apply
-
-
 CONTROLS = (
     Control("rates_scaled_1.05", "the exact t = 0 rates of the four forms scaled by 1.05",
-            _replace(rate_theory=lambda r: 1.05 * r["rate_theory"])),
+            replaced(rate_theory=lambda r: 1.05 * r["rate_theory"])),
     Control("swap_V_W", "K_V and K_W swapped in the theory (rates of B_V <-> B_W)",
-            _replace(rate_theory=lambda r: r["rate_theory"][..., [2, 3, 0, 1]])),
+            replaced(rate_theory=lambda r: r["rate_theory"][..., [2, 3, 0, 1]])),
 )
 
 

@@ -38,7 +38,8 @@ from ..numerics.networks import MLP
 from ..numerics.richness import train_centered
 from ..theory.relu_ntk import infinite_nngp, infinite_ntk
 from ..theory.two_layer_alignment import initial_rates, initial_second_derivatives
-from .experiment import Control, Experiment, agreement, at_least, at_most, is_true, observation
+from .experiment import (Control, Experiment, agreement, at_least, at_most, is_true, observation,
+                         replaced)
 
 NAME = "relu-alignment"
 DESCRIPTION = "two-layer ReLU NTK alignment vs time across richness gamma and width (lazy: flat)"
@@ -253,21 +254,15 @@ REGIMES = {
 }
 
 
-def _replace(**updates):
-    def apply(result, config):
-        return dict(result, **{k: f(result) for k, f in updates.items()})
-    return apply
-
-
 CONTROLS = (
     Control("rate_scaled_1.03", "the exact initial rate dA_c/dt(0) scaled by 1.03",
-            _replace(rate_theory=lambda r: 1.03 * r["rate_theory"])),
+            replaced(rate_theory=lambda r: 1.03 * r["rate_theory"])),
     Control("first_order_only", "the early-time expansion without its second-order term",
-            _replace(curvature_theory=lambda r: np.zeros_like(r["curvature_theory"]))),
+            replaced(curvature_theory=lambda r: np.zeros_like(r["curvature_theory"]))),
     Control("nngp_for_ntk", "the infinite-width NNGP kernel in place of the NTK",
-            _replace(k_inf=lambda r: np.stack([infinite_nngp(x, depth=2) for x in r["X"]]))),
+            replaced(k_inf=lambda r: np.stack([infinite_nngp(x, depth=2) for x in r["X"]]))),
     Control("xxt_for_ntk", "the input Gram matrix X X^T / d in place of the NTK",
-            _replace(k_inf=lambda r: np.einsum("snd,smd->snm", r["X"], r["X"])
+            replaced(k_inf=lambda r: np.einsum("snd,smd->snm", r["X"], r["X"])
                      / r["X"].shape[-1])),
 )
 

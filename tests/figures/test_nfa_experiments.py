@@ -77,27 +77,10 @@ REAL = {
 }
 
 
-@pytest.fixture(scope="module")
-def mnist1d_home(tmp_path_factory):
-    pytest.importorskip("mnist1d")
-    return tmp_path_factory.mktemp("data")
-
-
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.NAME)
 @pytest.mark.parametrize("dataset", ["digits", "mnist1d"])
-def test_runs_on_real_data_with_finite_numbers(module, dataset, request, monkeypatch):
-    if dataset == "digits":
-        pytest.importorskip("sklearn")
-    else:
-        monkeypatch.setenv("NTKDYN_DATA", str(request.getfixturevalue("mnist1d_home")))
-    E = module.EXPERIMENT
-    config = dict(E.config("smoke"), dataset=dataset, preprocessing="sphere", **REAL[module])
-    result = E.compute_serial(config)
-    numbers = E.measure(result)
-    assert set(numbers) == set(E.declared(config))
-    assert all(np.isfinite(v) for v in numbers.values()), numbers
-    assert str(result["data_name"]) == dataset
-    assert str(result["data_preprocessing"]) == "sphere"
+def test_runs_on_real_data_with_finite_numbers(module, dataset, run_on_real_data):
+    run_on_real_data(module, dataset, **REAL[module])
 
 
 def test_paper_configs_name_cifar10_and_stop_without_it(tmp_path, monkeypatch):

@@ -55,16 +55,6 @@ def _apply_from(net, params, layer, A, preactivation=False):
     return h if net.output_activation is None else net.output_activation.phi(h)
 
 
-def _fd_jacobian(fn, A, eps=1e-6):
-    """Central differences of ``fn`` (rows independent) w.r.t. each column of ``A``: (n, k, d)."""
-    cols = []
-    for c in range(A.shape[1]):
-        E = np.zeros_like(A)
-        E[:, c] = eps
-        cols.append((fn(A + E) - fn(A - E)) / (2 * eps))
-    return np.stack(cols, axis=-1)
-
-
 def _rel(a, b):
     return np.linalg.norm(a - b) / np.linalg.norm(b)
 
@@ -80,21 +70,21 @@ def test_agop_equals_sum_of_per_example_gradient_outer_products(spec):
 
 
 @pytest.mark.parametrize("spec", NETS[1:])
-def test_reference_input_jacobians_match_finite_differences(spec):
+def test_reference_input_jacobians_match_finite_differences(spec, fd_jacobian):
     net, params, X = _net_and_data(spec)
     fwd = net.forward(params, X)
     for layer in range(net.depth):
-        fd = _fd_jacobian(lambda A: _apply_from(net, params, layer, A), fwd.activations[layer])
+        fd = fd_jacobian(lambda A: _apply_from(net, params, layer, A), fwd.activations[layer])
         assert _rel(_input_jacobians(net, params, X, layer), fd) < 1e-7
 
 
 @pytest.mark.parametrize("spec", NETS[1:])
-def test_tangent_covariance_matches_finite_differences_at_the_preactivation(spec):
+def test_tangent_covariance_matches_finite_differences_at_the_preactivation(spec, fd_jacobian):
     net, params, X = _net_and_data(spec)
     fwd = net.forward(params, X)
     Ks = F.tangent_feature_covariance(net, params, X, None)
     for layer in range(net.depth):
-        g = _fd_jacobian(lambda H: _apply_from(net, params, layer, H, preactivation=True),
+        g = fd_jacobian(lambda H: _apply_from(net, params, layer, H, preactivation=True),
                          fwd.preactivations[layer])
         K_fd = np.einsum("ika,ikb->ab", g, g)
         assert _rel(Ks[layer], K_fd) < 1e-6

@@ -10,16 +10,6 @@ from ntkdyn.numerics.rfm import RecursiveFeatureMachine, laplace_kernel
 from ntkdyn.numerics.synthetic import low_rank_task
 
 
-def _fd_jacobian(fn, A, eps=1e-6):
-    """Central differences of ``fn`` (rows independent) w.r.t. each column of ``A``: (n, k, d)."""
-    cols = []
-    for c in range(A.shape[1]):
-        E = np.zeros_like(A)
-        E[:, c] = eps
-        cols.append((fn(A + E) - fn(A - E)) / (2 * eps))
-    return np.stack(cols, axis=-1)
-
-
 def _rel(a, b):
     return np.linalg.norm(a - b) / np.linalg.norm(b)
 
@@ -34,7 +24,7 @@ def test_laplace_kernel_matches_direct_formula():
     assert np.allclose(np.diag(laplace_kernel(X, None, M)), 1.0)
 
 
-def test_rfm_agop_matches_finite_differences_of_the_predictor():
+def test_rfm_agop_matches_finite_differences_of_the_predictor(fd_jacobian):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((30, 4))
     Y = np.stack([np.sin(X[:, 0]), X[:, 1] * X[:, 2]], axis=1)
@@ -42,7 +32,7 @@ def test_rfm_agop_matches_finite_differences_of_the_predictor():
     rfm = RecursiveFeatureMachine(bandwidth=3.0, iterations=0, M0=A @ A.T + np.eye(4)).fit(X, Y)
     # Central differences cancel the symmetric cone of the zero-distance term, which the
     # AGOP formula drops (eps = 1e-4 keeps the expanded-form distances accurate).
-    J = _fd_jacobian(rfm.predict, X, eps=1e-4)
+    J = fd_jacobian(rfm.predict, X, eps=1e-4)
     direct = np.einsum("ikd,ike->de", J, J) / X.shape[0]
     assert _rel(rfm._agop(X, rfm.alpha, rfm.M), direct) < 1e-6
 
