@@ -55,6 +55,17 @@ def positive_float(value, name: str, allow_zero: bool = False, allow_inf: bool =
     return value
 
 
+def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """Check that ``dtype`` names a real floating dtype (float32 or float64, ...)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be a floating dtype such as float64, got {dtype!r}") from None
+    if not np.issubdtype(dt, np.floating):
+        raise TypeError(f"{name} must be a real floating dtype such as float64, got {dt}")
+    return dt
+
+
 def one_of(value, name: str, choices) -> str:
     """Check that ``value`` is one of ``choices``."""
     if value not in choices:

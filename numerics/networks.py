@@ -9,8 +9,17 @@ where ``c_l = 1 / sqrt(n_{l-1})`` in the NTK parameterization (Jacot et al. 2018
 unless ``output_activation`` is given (the non-linear-output counter-example of
 Liu, Zhu & Belkin 2020). Weights start i.i.d. ``N(0, init_scale^2)``.
 
-Parameters are a plain list ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``;
-data are ``X`` of shape ``(n, d)``, targets ``Y`` of shape ``(n, k)``; the loss is
+Every layer is described by four numbers, which is all the kernels (finite and infinite) read:
+the forward multiplier ``c_l`` of ``W_l`` and the standard deviation ``s_l`` of its entries at
+initialisation, and the same pair ``(beta_l, t_l)`` for the bias, so that
+
+    h_l = c_l W_l a_{l-1} + beta_l b_l,    W_l ~ N(0, s_l^2),    b_l ~ N(0, t_l^2).
+
+:class:`MLP` has no biases and ``s_l = init_scale``; :class:`Network` is the description in
+neural-tangents' ``stax.Dense`` convention (``W_std``, ``b_std``).
+
+Parameters are a plain list ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``, followed
+by the biases ``[b_1, ..., b_L]`` (shape ``(n_l,)``) when the network has them; data are ``X`` of shape ``(n, d)``, targets ``Y`` of shape ``(n, k)``; the loss is
 ``L = 1/(2n) sum_i ||f(x_i) - y_i||^2`` (:mod:`ntkdyn.base.losses`).
 """
 from __future__ import annotations
@@ -21,7 +30,8 @@ import numpy as np
 
 from ..base.activations import Activation, get_activation
 from ..base.losses import mse, mse_and_output_gradient
-from ..base.validation import as_array, as_generator, one_of, positive_float, positive_int
+from ..base.validation import (as_array, as_generator, check_float_dtype, one_of, positive_float,
+                               positive_int)
 
 PARAMETERIZATIONS = ("ntk", "standard")
 
@@ -73,6 +83,10 @@ class MLP:
         fan_ins = self.widths[:-1]
         self.multipliers = tuple(
             float(1.0 / np.sqrt(n)) if parameterization == "ntk" else 1.0 for n in fan_ins)
+        self.init_stds = (self.init_scale,) * self.depth
+        self.has_bias = False
+        self.bias_multipliers = (0.0,) * self.depth
+        self.bias_stds = (0.0,) * self.depth
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -93,8 +107,30 @@ class MLP:
         return [(self.widths[l + 1], self.widths[l]) for l in range(self.depth)]
 
     @property
+    def bias_shapes(self) -> list[tuple[int]]:
+        """Shapes of ``b_1, ..., b_L`` (empty without biases)."""
+        return [(self.widths[l + 1],) for l in range(self.depth)] if self.has_bias else []
+
+    @property
+    def param_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of the parameter list: the weights, then the biases (if any)."""
+        return list(self.shapes) + self.bias_shapes
+
+    @property
     def num_params(self) -> int:
-        return sum(a * b for a, b in self.shapes)
+        return sum(int(np.prod(shape)) for shape in self.param_shapes)
+
+    def weights(self, params) -> list[np.ndarray]:
+        """``[W_1, ..., W_L]`` from a parameter list."""
+        return list(params[:self.depth])
+
+    def biases(self, params) -> list[np.ndarray] | None:
+        """``[b_1, ..., b_L]`` from a parameter list, or ``None`` for a network without biases."""
+        return list(params[self.depth:]) if self.has_bias else None
+
+    def layer_scales(self) -> list[tuple[float, float, float, float]]:
+        """``(c_l, s_l, beta_l, t_l)`` for every layer (see the module docstring)."""
+        return list(zip(self.multipliers, self.init_stds, self.bias_multipliers, self.bias_stds))
 
     def __repr__(self) -> str:
         out = ("" if self.output_activation is None
@@ -104,23 +140,40 @@ class MLP:
 
     # ----------------------------------------------------------- parameters
     def init(self, seed=0, dtype=np.float64) -> list[np.ndarray]:
-        """Draw ``W_l ~ N(0, init_scale^2)`` i.i.d. from ``seed`` (int or Generator)."""
+        """Draw ``W_l ~ N(0, s_l^2)`` (then ``b_l ~ N(0, t_l^2)``) i.i.d. from ``seed``.
+
+        ``seed`` is an int, a list of ints or a Generator; ``dtype`` a floating dtype.
+        """
+        dtype = check_float_dtype(dtype, "dtype")
         rng = as_generator(seed)
-        return [(self.init_scale * rng.standard_normal(shape)).astype(dtype, copy=False)
-                for shape in self.shapes]
+        params = [(s * rng.standard_normal(shape)).astype(dtype, copy=False)
+                  for s, shape in zip(self.init_stds, self.shapes)]
+        params += [(t * rng.standard_normal(shape)).astype(dtype, copy=False)
+                   for t, shape in zip(self.bias_stds, self.bias_shapes)]
+        return params
+
+    def _param_description(self) -> str:
+        what = f"{self.depth} weight matrices"
+        return what + f" and {self.depth} bias vectors" if self.has_bias else what
 
     def check_params(self, params, name: str = "params") -> list[np.ndarray]:
-        """Validate a parameter list against this network's shapes."""
+        """Validate a parameter list against this network's shapes (real, finite floats)."""
         if not isinstance(params, (list, tuple)):
-            raise TypeError(f"{name} must be a list of {self.depth} weight matrices, "
+            raise TypeError(f"{name} must be a list of {self._param_description()}, "
                             f"got {type(params).__name__}")
-        if len(params) != self.depth:
-            raise ValueError(f"{name} must hold {self.depth} weight matrices, got {len(params)}")
+        shapes = self.param_shapes
+        if len(params) != len(shapes):
+            raise ValueError(f"{name} must hold {self._param_description()} "
+                             f"({len(shapes)} arrays), got {len(params)}")
         out = []
-        for l, (W, shape) in enumerate(zip(params, self.shapes)):
+        for l, (W, shape) in enumerate(zip(params, shapes)):
             W = np.asarray(W)
             if W.shape != shape:
                 raise ValueError(f"{name}[{l}] must have shape {shape}, got {W.shape}")
+            if not np.issubdtype(W.dtype, np.floating):
+                raise TypeError(f"{name}[{l}] must be a real floating array, got dtype {W.dtype}")
+            if not np.all(np.isfinite(W)):
+                raise ValueError(f"{name}[{l}] must be finite (found NaN or inf)")
             out.append(W)
         return out
 
@@ -142,7 +195,7 @@ class MLP:
         return Y
 
     def flatten(self, params) -> np.ndarray:
-        """Concatenate ``[W_1, ..., W_L]`` into one vector ``theta`` (row-major)."""
+        """Concatenate the parameter list into one vector ``theta`` (row-major)."""
         return np.concatenate([np.ravel(W) for W in params])
 
     def unflatten(self, theta) -> list[np.ndarray]:
@@ -151,9 +204,10 @@ class MLP:
         if theta.shape != (self.num_params,):
             raise ValueError(f"theta must have shape ({self.num_params},), got {theta.shape}")
         out, start = [], 0
-        for a, b in self.shapes:
-            out.append(theta[start:start + a * b].reshape(a, b))
-            start += a * b
+        for shape in self.param_shapes:
+            size = int(np.prod(shape))
+            out.append(theta[start:start + size].reshape(shape))
+            start += size
         return out
 
     # ------------------------------------------------------------- forward
@@ -162,11 +216,14 @@ class MLP:
         params = self.check_params(params)
         X = self.check_inputs(X)
         activations, preactivations = [X], []
+        biases = self.biases(params)
         a = X
-        for l, (W, c) in enumerate(zip(params, self.multipliers)):
+        for l, (W, c) in enumerate(zip(params[:self.depth], self.multipliers)):
             h = a @ W.T
             if c != 1.0:
                 h *= c
+            if biases is not None:
+                h += self.bias_multipliers[l] * biases[l]
             preactivations.append(h)
             if l < self.depth - 1:
                 a = self.activation.phi(h)
@@ -187,24 +244,27 @@ class MLP:
 
     # ------------------------------------------------------------ backward
     def backward(self, params, forward: Forward, output_grad) -> list[np.ndarray]:
-        """Vector-Jacobian product: ``sum_i output_grad_i . d f(x_i) / d theta`` per layer.
+        """Vector-Jacobian product: ``sum_i output_grad_i . d f(x_i) / d theta`` per parameter.
 
         Back-propagation of ``g_L = output_grad * psi'(h_L)`` through
-        ``g_{l-1} = c_l (g_l W_l) * phi'(h_{l-1})`` with ``dW_l = c_l g_l^T a_{l-1}``.
+        ``g_{l-1} = c_l (g_l W_l) * phi'(h_{l-1})`` with ``dW_l = c_l g_l^T a_{l-1}`` and
+        ``db_l = beta_l sum_i g_l,i``. Returns arrays in the order of the parameter list.
         """
         g = np.asarray(output_grad)
         if self.output_activation is not None:
             g = g * self.output_activation.dphi(forward.preactivations[-1])
-        grads = [None] * self.depth
+        grads = [None] * len(self.param_shapes)
         for l in range(self.depth - 1, -1, -1):
             c = self.multipliers[l]
             grads[l] = c * (g.T @ forward.activations[l])
+            if self.has_bias:
+                grads[self.depth + l] = self.bias_multipliers[l] * g.sum(axis=0)
             if l > 0:
                 g = (c * (g @ params[l])) * self.activation.dphi(forward.preactivations[l - 1])
         return grads
 
     def loss_and_gradients(self, params, X, Y) -> tuple[float, list[np.ndarray]]:
-        """MSE loss and its gradient with respect to every weight matrix."""
+        """MSE loss and its gradient with respect to every parameter array."""
         X = self.check_inputs(X)
         Y = self.check_targets(Y, X.shape[0])
         fwd = self.forward(params, X)
@@ -212,7 +272,7 @@ class MLP:
         return loss, self.backward(params, fwd, output_grad)
 
     def gradients(self, params, X, Y) -> list[np.ndarray]:
-        """Gradient of the MSE loss, one array per weight matrix."""
+        """Gradient of the MSE loss, one array per parameter array."""
         return self.loss_and_gradients(params, X, Y)[1]
 
     def jacobian(self, params, X) -> np.ndarray:
@@ -231,3 +291,100 @@ class MLP:
                 e[0, i] = 1.0
                 J[a, i] = self.flatten(self.backward(params, fwd, e))
         return J
+
+
+class Network(MLP):
+    """One description of a fully-connected network: finite network and infinite-width kernels.
+
+    ``widths = [d, n_1, ..., n_{L-1}, k]`` (``L = depth`` weight matrices). ``W_std`` and
+    ``b_std`` mean what they mean in neural-tangents' ``stax.Dense``:
+
+    * ``parameterization="ntk"``: ``h_l = W_std omega_l a_{l-1} / sqrt(n_{l-1}) + b_std beta_l``
+      with ``omega_l, beta_l`` i.i.d. standard normal and trained
+      (``c_l = W_std / sqrt(n_{l-1})``, ``s_l = 1``, bias multiplier ``b_std``, bias std 1);
+    * ``parameterization="standard"``: ``h_l = W_l a_{l-1} + b_l`` with
+      ``W_l ~ N(0, W_std^2 / n_{l-1})`` and ``b_l ~ N(0, b_std^2)`` trained directly.
+
+    ``b_std = 0`` means no biases at all (not zero-initialised trained biases), so
+    ``Network(widths).init(seed)`` equals ``MLP(widths).init(seed)`` bitwise. The description is
+    frozen and hashable; :meth:`infinite_ntk` and :meth:`infinite_nngp` give its kernels at
+    infinite width (:mod:`ntkdyn.theory.infinite_width`), :func:`ntkdyn.numerics.kernels.empirical_ntk`
+    its finite-width NTK.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Input dimension, hidden widths and number of outputs (at least two entries).
+    activation : str or Activation
+        Hidden non-linearity (a name from ``ntkdyn.base.activations.ACTIVATIONS``).
+    W_std, b_std : float
+        Weight and bias standard deviations (``W_std > 0``, ``b_std >= 0``).
+    parameterization : {"ntk", "standard"}
+    output_activation : str, Activation or None
+        Optional non-linearity applied to every output.
+    """
+
+    def __init__(self, widths, activation="relu", W_std=1.0, b_std=0.0, parameterization="ntk",
+                 output_activation=None):
+        W_std = positive_float(W_std, "W_std")
+        b_std = positive_float(b_std, "b_std", allow_zero=True)
+        super().__init__(widths, activation=activation, output_activation=output_activation,
+                         init_scale=1.0, parameterization=parameterization)
+        fan_ins = self.widths[:-1]
+        depth = self.depth
+        if parameterization == "ntk":
+            multipliers = tuple(float(W_std / np.sqrt(n)) for n in fan_ins)
+            init_stds = (1.0,) * depth
+            bias_multipliers, bias_stds = (b_std,) * depth, (1.0,) * depth
+        else:
+            multipliers = (1.0,) * depth
+            init_stds = tuple(float(W_std / np.sqrt(n)) for n in fan_ins)
+            bias_multipliers, bias_stds = (1.0,) * depth, (b_std,) * depth
+        fields = dict(W_std=W_std, b_std=b_std, multipliers=multipliers, init_stds=init_stds,
+                      has_bias=b_std > 0,
+                      bias_multipliers=bias_multipliers if b_std > 0 else (0.0,) * depth,
+                      bias_stds=bias_stds if b_std > 0 else (0.0,) * depth)
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "_frozen", True)
+
+    @classmethod
+    def mlp(cls, d, width, depth, heads=1, **kwargs) -> "Network":
+        """``depth`` weight matrices: ``Network([d] + [width] * (depth - 1) + [heads], ...)``."""
+        depth = positive_int(depth, "depth")
+        return cls([d] + [width] * (depth - 1) + [heads], **kwargs)
+
+    # ------------------------------------------------------- frozen, hashable
+    def __setattr__(self, key, value):
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"Network is frozen: cannot set {key!r}")
+        object.__setattr__(self, key, value)
+
+    def _key(self):
+        out = None if self.output_activation is None else self.output_activation.name
+        return (self.widths, self.activation.name, self.W_std, self.b_std, self.parameterization,
+                out)
+
+    def __eq__(self, other):
+        return isinstance(other, Network) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        out = ("" if self.output_activation is None
+               else f", output_activation={self.output_activation.name!r}")
+        return (f"Network({list(self.widths)}, activation={self.activation.name!r}, "
+                f"W_std={self.W_std}, b_std={self.b_std}, "
+                f"parameterization={self.parameterization!r}{out})")
+
+    # ------------------------------------------------------ infinite width
+    def infinite_ntk(self, X, X2=None, per_layer=False):
+        """Infinite-width NTK of this description: :func:`ntkdyn.theory.infinite_width.infinite_ntk`."""
+        from ..theory.infinite_width import infinite_ntk
+        return infinite_ntk(self, X, X2, per_layer=per_layer)
+
+    def infinite_nngp(self, X, X2=None):
+        """Infinite-width NNGP: :func:`ntkdyn.theory.infinite_width.infinite_nngp`."""
+        from ..theory.infinite_width import infinite_nngp
+        return infinite_nngp(self, X, X2)
