@@ -3,9 +3,17 @@
 Each entry of :data:`ACTIVATIONS` is an :class:`Activation` holding ``phi``,
 ``dphi = phi'`` and ``d2phi = phi''`` as vectorised NumPy functions, and the constants the
 compiled Hessian kernels need: ``sup_dphi = sup |phi'|``, ``sup_d2phi = sup |phi''|`` over the
-real line, and ``code``, the integer by which Numba kernels select the function. Second
-derivatives are needed by Hessian-vector products (Liu, Zhu & Belkin 2020); ReLU's is zero
+real line, and ``code``, the integer by which Numba kernels select the function (``None``:
+no compiled version; the two-layer Hessian of :mod:`ntkdyn.numerics.hessian_two_layer` then takes
+its blocked NumPy pass, and ``backend="numba"`` is refused with a message naming the activation).
+Second derivatives are needed by Hessian-vector products (Liu, Zhu & Belkin 2020); ReLU's is zero
 almost everywhere, which is what the closed-form Hessian uses.
+
+Besides the classical non-linearities the registry holds GELU ``x Phi(x)`` (Hendrycks & Gimpel
+2016, the exact erf form, not the tanh approximation), ``sin`` and the leaky ReLU with slope
+``0.01`` below zero; :func:`abrelu` makes any member of the piecewise-linear family
+``phi(x) = a min(x, 0) + b max(x, 0)`` (``slopes = (a, b)``), whose Gaussian moments are closed
+forms (:mod:`ntkdyn.theory.dual_kernels`).
 
 The one table of activations in ntkdyn: the finite networks, the theory's flows and the
 infinite-width kernels all look activations up here.
@@ -26,7 +34,26 @@ _TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
 
 @dataclass(frozen=True)
 class Activation:
-    """A named scalar non-linearity ``phi`` with ``dphi`` and ``d2phi``."""
+    """A named scalar non-linearity ``phi`` with ``dphi`` and ``d2phi``.
+
+    Parameters
+    ----------
+    name : str
+        The name (the key in :data:`ACTIVATIONS` for a registered one).
+    phi, dphi, d2phi : callable
+        ``phi``, ``phi'`` and ``phi''``: vectorised functions mapping an ndarray to an ndarray
+        of the same shape, applied entry-wise.
+    smooth : bool, default True
+        ``False`` where ``d2phi`` is only zero almost everywhere (ReLU, the ABReLU family).
+    sup_dphi, sup_d2phi : float or None, optional
+        ``sup |phi'|`` and ``sup |phi''|`` over the real line (``None``: unbounded or unknown).
+    code : int or None, optional
+        The integer that selects the function inside compiled (Numba) kernels (``None``: no
+        compiled version).
+    slopes : tuple of float or None, optional
+        ``(a, b)`` of ``phi(x) = a min(x, 0) + b max(x, 0)`` for a piecewise-linear activation
+        (:func:`abrelu`), else ``None``.
+    """
 
     name: str
     phi: ArrayFn
@@ -36,6 +63,7 @@ class Activation:
     sup_dphi: float | None = None  # sup |phi'| over the real line (None: unbounded or unknown)
     sup_d2phi: float | None = None  # sup |phi''| over the real line
     code: int | None = None  # selects the function inside compiled (Numba) kernels
+    slopes: tuple[float, float] | None = None  # (a, b) of phi = a min(x, 0) + b max(x, 0)
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
@@ -80,6 +108,77 @@ def _erf_d2(x):
     return -2.0 * x * _erf_d1(x)
 
 
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _gelu(x):
+    return x * special.ndtr(x)
+
+
+def _gelu_d1(x):
+    return special.ndtr(x) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+
+
+def _gelu_d2(x):
+    return (2.0 - x * x) * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+
+
+def _neg_sin(x):
+    return -np.sin(x)
+
+
+def abrelu(a: float, b: float, name: str | None = None) -> Activation:
+    """The piecewise-linear activation ``phi(x) = a min(x, 0) + b max(x, 0)`` (ABReLU).
+
+    ``a = 0, b = 1`` is ReLU, ``a = b = 1`` the identity, ``0 < a < 1 = b`` the leaky ReLU.
+    ``phi'' = 0`` almost everywhere (``smooth=False``), ``sup |phi'| = max(|a|, |b|)``; there is
+    no compiled code. The Gaussian moments are closed forms
+    (:func:`ntkdyn.theory.dual_kernels.abrelu_moments`).
+
+    Parameters
+    ----------
+    a, b : float
+        Slopes below and above zero (finite reals).
+    name : str, optional
+        Defaults to ``"abrelu(a,b)"``.
+
+    Returns
+    -------
+    Activation
+        With ``smooth=False``, ``sup_dphi = max(|a|, |b|)``, ``sup_d2phi = 0``,
+        ``slopes = (a, b)`` and ``code=None``.
+
+    Raises
+    ------
+    TypeError
+        ``a`` or ``b`` is not a real number.
+    ValueError
+        ``a`` or ``b`` is not finite.
+    """
+    a, b = (_finite_real(v, arg) for v, arg in ((a, "a"), (b, "b")))
+
+    def phi(x):
+        return a * np.minimum(x, 0.0) + b * np.maximum(x, 0.0)
+
+    def dphi(x):
+        x = np.asarray(x)
+        return np.where(x > 0, b, a).astype(np.result_type(x, 1.0), copy=False)
+
+    return Activation(f"abrelu({a:g},{b:g})" if name is None else name, phi, dphi,
+                      np.zeros_like, smooth=False, sup_dphi=max(abs(a), abs(b)), sup_d2phi=0.0,
+                      slopes=(a, b))
+
+
+def _finite_real(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
+LEAKY_RELU_SLOPE = 0.01  # the slope below zero of the registered "leaky_relu"
+
 ACTIVATIONS: dict[str, Activation] = {
     "linear": Activation("linear", lambda x: x, np.ones_like, np.zeros_like,
                          sup_dphi=1.0, sup_d2phi=0.0, code=0),
@@ -98,11 +197,36 @@ ACTIVATIONS: dict[str, Activation] = {
     # sigmoid'' = s(1 - s)(1 - 2s), extreme at s = 1/2 -+ 1/sqrt(12)
     "sigmoid": Activation("sigmoid", _sigmoid, _sigmoid_d1, _sigmoid_d2,
                           sup_dphi=0.25, sup_d2phi=1.0 / (6.0 * math.sqrt(3.0)), code=5),
+    # GELU x Phi(x) (exact erf form): phi' = Phi + x N(x) is largest at x = sqrt(2) (1.1289...),
+    # phi'' = (2 - x^2) N(x) at x = 0 (sqrt(2 / pi)). No compiled code.
+    "gelu": Activation("gelu", _gelu, _gelu_d1, _gelu_d2, sup_dphi=float(_gelu_d1(math.sqrt(2.0))),
+                       sup_d2phi=math.sqrt(2.0 / math.pi)),
+    "sin": Activation("sin", np.sin, np.cos, _neg_sin, sup_dphi=1.0, sup_d2phi=1.0),
+    "leaky_relu": abrelu(LEAKY_RELU_SLOPE, 1.0, name="leaky_relu"),
 }
 
 
 def get_activation(activation: str | Activation, argument: str = "activation") -> Activation:
-    """Return the :class:`Activation` named ``activation`` (or ``activation`` itself)."""
+    """Return the :class:`Activation` named ``activation`` (or ``activation`` itself).
+
+    Parameters
+    ----------
+    activation : str or Activation
+        A key of :data:`ACTIVATIONS`, or an :class:`Activation` (returned unchanged).
+    argument : str, default "activation"
+        The caller's argument name, used in the messages.
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    TypeError
+        ``activation`` is neither a string nor an :class:`Activation`.
+    ValueError
+        ``activation`` is not a registered name.
+    """
     if isinstance(activation, Activation):
         return activation
     if not isinstance(activation, str):

@@ -8,17 +8,50 @@ theory modules and re-exported by :mod:`numerics.kernels` for empirical kernels.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from .validation import as_array, one_of
 
 
 def center(K):
-    """``H K H`` with ``H = I - 1 1^T / n``, over the last two axes."""
+    """``H K H`` with ``H = I - 1 1^T / n``, over the last two axes.
+
+    Parameters
+    ----------
+    K : array_like, shape (..., n, n)
+        One kernel or a stack of kernels on ``n`` points.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., n, n)
+        The doubly centred kernel(s): every row and column mean is zero.
+    """
     K = K - K.mean(axis=-1, keepdims=True)
     return K - K.mean(axis=-2, keepdims=True)
 
 
 def as_targets(Y, n, name="Y"):
+    """Targets as an ``(n, k)`` array, a vector taken as one column.
+
+    Parameters
+    ----------
+    Y : array_like, shape (n,) or (n, k)
+        The targets.
+    n : int
+        The number of rows ``Y`` must have (the size of the kernel it is compared with).
+    name : str, optional
+        The argument's name in error messages.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, k)
+        ``Y`` as float64, with ``k = 1`` for a vector.
+
+    Raises
+    ------
+    ValueError
+        If ``Y`` is not 1-D or 2-D, not finite, or has other than ``n`` rows.
+    """
     Y = as_array(Y, name, ndim=(1, 2))
     if Y.ndim == 1:
         Y = Y[:, None]
@@ -34,12 +67,30 @@ def _square_kernel(K, name="K", ndim=2):
     return K
 
 
-def alignment(K, Y, centered: bool = False) -> float:
+def alignment(K: npt.ArrayLike, Y: npt.ArrayLike, centered: bool = False) -> float:
     """Kernel-target alignment ``A = <K, Y Y^T>_F / (||K||_F ||Y Y^T||_F)``.
 
     Cristianini et al. (2002); with ``centered=True`` both ``K`` and ``Y`` are centred
     over the data set first (``H K H``, ``H Y``), as in Cortes et al. (2012).
-    ``Y`` is ``(n,)`` or ``(n, k)``.
+
+    Parameters
+    ----------
+    K : array_like, shape (n, n)
+        The kernel (Gram matrix) on the data set.
+    Y : array_like, shape (n,) or (n, k)
+        The targets.
+    centered : bool, optional
+        Centre ``K`` and ``Y`` over the data set first (default: uncentred).
+
+    Returns
+    -------
+    float
+        The alignment, in ``[-1, 1]`` (in ``[0, 1]`` for a positive semi-definite ``K``).
+
+    Raises
+    ------
+    ValueError
+        If ``K`` is not square, ``Y`` has other than ``n`` rows, or ``K`` or ``Y Y^T`` is zero.
     """
     K = _square_kernel(K)
     Y = as_targets(Y, K.shape[0])
@@ -54,12 +105,27 @@ def alignment(K, Y, centered: bool = False) -> float:
     return float(np.einsum("ia,ij,ja->", Y, K, Y) / (kn * yn))
 
 
-def specialization(K_heads, Y, centered: bool = True) -> np.ndarray:
+def specialization(K_heads: npt.ArrayLike, Y: npt.ArrayLike, centered: bool = True
+                   ) -> np.ndarray:
     """Specialization matrix ``S_ij = A(K_ii, y_j)`` for per-head kernels ``(k, n, n)``.
 
     Head ``i``'s kernel against class ``j``'s target (Shan & Bordelon 2021, kernel
-    specialization); ``Y`` is ``(n, k)``. Each head is centred once (``k`` centrings and
-    products rather than ``k^2`` calls of :func:`alignment`), with ``||y_j y_j^T||_F = ||y_j||^2``.
+    specialization). Each head is centred once (``k`` centrings and products rather than
+    ``k^2`` calls of :func:`alignment`), with ``||y_j y_j^T||_F = ||y_j||^2``.
+
+    Parameters
+    ----------
+    K_heads : array_like, shape (k, n, n)
+        One kernel per output head.
+    Y : array_like, shape (n, k)
+        One target column per head (class).
+    centered : bool, optional
+        Centre the kernels and targets over the data set first (default ``True``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (k, k)
+        ``S[i, j]``, the alignment of head ``i``'s kernel with target column ``j``.
     """
     K_heads = _square_kernel(K_heads, "K_heads", ndim=3)
     Y = as_targets(Y, K_heads.shape[1])
@@ -83,13 +149,25 @@ def specialization(K_heads, Y, centered: bool = True) -> np.ndarray:
     return S
 
 
-def kernel_specialization_matrix(K_heads, Y) -> np.ndarray:
+def kernel_specialization_matrix(K_heads: npt.ArrayLike, Y: npt.ArrayLike) -> np.ndarray:
     """Kernel specialization matrix of Shan & Bordelon (2021), Eq. 9.
 
     ``KSM(c, d) = A(K^{cc}, y_d) / [(1/C) sum_{c'} A(K^{c'c'}, y_d)]`` with the uncentred
     alignment ``A``: head ``c``'s kernel against class ``d``'s target, each column divided by its
-    mean over heads, so 1 everywhere means no specialization. ``K_heads``: ``(C, n, n)``; ``Y``:
-    ``(n, C)``; returns ``(C, C)``. The centred matrix of this library is :func:`specialization`.
+    mean over heads, so 1 everywhere means no specialization. The centred matrix of this library
+    is :func:`specialization`.
+
+    Parameters
+    ----------
+    K_heads : array_like, shape (C, n, n)
+        One kernel per output head (class).
+    Y : array_like, shape (n, C)
+        One target column per class.
+
+    Returns
+    -------
+    numpy.ndarray, shape (C, C)
+        ``KSM[c, d]``; each column has mean 1 over the heads ``c``.
     """
     S = specialization(K_heads, Y, centered=False)
     means = S.mean(axis=0)
@@ -101,6 +179,16 @@ def kernel_specialization_matrix(K_heads, Y) -> np.ndarray:
 
 def specialization_index(S) -> float:
     """``xi = mean_i S_ii - mean_{i != j} S_ij``; positive when each head aligns to its own target.
+
+    Parameters
+    ----------
+    S : array_like, shape (k, k)
+        A specialization matrix (:func:`specialization`), ``k >= 2``.
+
+    Returns
+    -------
+    float
+        The mean diagonal entry minus the mean off-diagonal entry.
     """
     S = _square_kernel(S, "S")
     k = S.shape[0]
@@ -111,7 +199,18 @@ def specialization_index(S) -> float:
 
 
 def relative_change(K_t, K_0) -> float:
-    """Relative kernel change ``||K_t - K_0||_F / ||K_0||_F``."""
+    """Relative kernel change ``||K_t - K_0||_F / ||K_0||_F``.
+
+    Parameters
+    ----------
+    K_t, K_0 : array_like
+        The kernel at time ``t`` and at initialisation, of one shape (e.g. ``(n, n)``).
+
+    Returns
+    -------
+    float
+        The Frobenius norm of the change relative to that of ``K_0``.
+    """
     K_t = as_array(K_t, "K_t")
     K_0 = as_array(K_0, "K_0")
     if K_t.shape != K_0.shape:
@@ -126,6 +225,22 @@ def eigenvector_target_overlap(K, Y, centered: bool = False) -> tuple[np.ndarray
 
     ``C`` rises to 1; the faster it does, the more the kernel's top eigenvectors carry the target.
     ``C[0]`` is the top eigenvector's alignment ``(phi_1 . y)^2 / ||y||^2``.
+
+    Parameters
+    ----------
+    K : array_like, shape (n, n)
+        The kernel (symmetrised before the eigendecomposition).
+    Y : array_like, shape (n,) or (n, k)
+        The targets.
+    centered : bool, optional
+        Centre ``K`` and ``Y`` over the data set first (default: uncentred).
+
+    Returns
+    -------
+    evals : numpy.ndarray, shape (n,)
+        The eigenvalues of ``K``, descending.
+    power : numpy.ndarray, shape (n,)
+        ``C(k)``, the cumulative fraction of ``||Y||^2`` in the top ``k + 1`` eigenvectors.
     """
     K = _square_kernel(K)
     Y = as_targets(Y, K.shape[0])
@@ -152,6 +267,18 @@ def matrix_correlation(A, B, kind: str = "pearson") -> float:
     the mean entry (the ``mat_cov`` of the authors' code, dmbeaglehole/centered_NFA);
     ``kind="cosine"``: ``<A, B>_F / (||A||_F ||B||_F)`` (Radhakrishnan et al. 2024's ``correlate``).
     Symmetric, invariant to positive scalings of either argument, in ``[-1, 1]``.
+
+    Parameters
+    ----------
+    A, B : array_like, shape (p, q)
+        The two matrices, of one shape.
+    kind : {"pearson", "cosine"}, optional
+        Centre the entries first (``"pearson"``, the default) or not (``"cosine"``).
+
+    Returns
+    -------
+    float
+        The correlation, in ``[-1, 1]``.
     """
     one_of(kind, "kind", CORRELATION_KINDS)
     A = as_array(A, "A", ndim=2)

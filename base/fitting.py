@@ -7,7 +7,15 @@ import numpy as np
 def loglog_slope(x, y) -> float:
     """Least-squares slope ``p`` of ``log y = p log x + c`` (the exponent of ``y ~ x^p``).
 
-    ``x`` and ``y`` are positive 1-D arrays of the same length (at least two points).
+    Parameters
+    ----------
+    x, y : array_like, shape (m,)
+        Positive values, at least two points.
+
+    Returns
+    -------
+    float
+        The fitted exponent ``p``.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)

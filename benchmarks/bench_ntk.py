@@ -5,6 +5,8 @@
 2. Deeper networks against the same matrix products done as plain GEMMs.
 3. Width scaling at n = 1000 up to m = 10^6: time, peak memory beyond the n x n result.
 4. The element-wise stage of the two-layer kernel: NumPy against a fused Numba kernel.
+5. Biases: the empirical NTK of the same network (same weights) with biases against without,
+   two-layer (blocked path) and depth 3 (layer-wise path), summed and per layer.
 
 Run: ``ntkdyn bench --only ntk`` (``--quick`` for smaller sizes) or
 ``python benchmarks/bench_ntk.py``.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numba
@@ -22,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_time, peak_memory  # noqa: E402
 
 from ntkdyn.numerics.kernels import empirical_ntk  # noqa: E402
-from ntkdyn.numerics.networks import MLP  # noqa: E402
+from ntkdyn.numerics.networks import MLP, Network  # noqa: E402
 
 
 def two_layer_vs_gemm(n, d, m, dtype, repeats):
@@ -65,7 +68,7 @@ def width_scaling(n, d, widths):
         t = best_time(lambda: empirical_ntk(net, params, X), 1)
         _, peak = peak_memory(lambda: empirical_ntk(net, params, X))
         rows.append((int(m), t, peak - n * n * 8))
-        del params
+        params = None  # free before the next width
     return rows
 
 
@@ -92,12 +95,41 @@ def elementwise_stage(n, b, repeats):
     return t_numpy, t_numba
 
 
+def bias_overhead(n, d, m, depth, pairs, per_layer=False):
+    """The NTK of one network with biases (``b_std = 0.1``) against without, same weights.
+
+    Each of ``pairs`` rounds times both kernels back to back, in alternating order, so both see
+    the same machine load; the estimate is the median over rounds of the ratio (with biases /
+    without) of wall and of process-CPU time, steadier on a shared machine than a ratio of best
+    times. Returns ``(best with, best without, median wall ratio, median CPU ratio)``.
+    """
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((n, d))
+    widths = [d] + [m] * (depth - 1) + [1]
+    plain, biased = Network(widths), Network(widths, b_std=0.1)
+    params = biased.init(5)
+    runs = {True: lambda: empirical_ntk(biased, params, X, per_layer=per_layer),
+            False: lambda: empirical_ntk(plain, biased.weights(params), X, per_layer=per_layer)}
+    best, wall, cpu = {True: np.inf, False: np.inf}, [], []
+    for r in range(pairs):
+        t = {}
+        for with_bias in ((True, False) if r % 2 == 0 else (False, True)):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            runs[with_bias]()
+            t[with_bias] = (time.perf_counter() - start, time.process_time() - start_cpu)
+            best[with_bias] = min(best[with_bias], t[with_bias][0])
+        wall.append(t[True][0] / t[False][0])
+        cpu.append(t[True][1] / max(t[False][1], 1e-9))
+    return best[True], best[False], float(np.median(wall)), float(np.median(cpu))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     q = args.quick
     n, d, m = (500, 784, 2048) if q else (2000, 784, 8192)
+    two_layer_m = m
     repeats = 2 if q else 3
     print(f"1. two-layer ReLU NTK, n={n}, d={d}, m={m} (flops 2nmd + 4n^2 m)")
     for dtype in (np.float64, np.float32):
@@ -125,6 +157,16 @@ def main(argv=None):
     t_numpy, t_numba = elementwise_stage(n, 2048, repeats)
     print(f"4. element-wise stage (n={n}, 2048 units): NumPy {t_numpy * 1e3:.1f} ms, fused Numba "
           f"{t_numba * 1e3:.1f} ms, ratio Numba/NumPy {t_numba / t_numpy:.2f}")
+    print("5. empirical NTK with biases / without (same network and weights; median of paired "
+          "ratios)")
+    pairs = 6 if q else 8
+    for depth, width in ((2, two_layer_m), (3, dm)):
+        for per_layer in (False, True):
+            t_bias, t_plain, wall, cpu = bias_overhead(n, d, width, depth, pairs, per_layer)
+            what = "per layer" if per_layer else "summed"
+            target = "" if per_layer else " (target <= 1.1)"
+            print(f"   depth {depth}, n={n}, m={width}, {what}: best with biases {t_bias:.3f} s, "
+                  f"without {t_plain:.3f} s; ratio {wall:.3f} wall, {cpu:.3f} CPU time{target}")
 
 
 if __name__ == "__main__":

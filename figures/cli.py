@@ -1,4 +1,4 @@
-"""The ``ntkdyn`` command line: list, run, all, report, bench, derive, data.
+"""The ``ntkdyn`` command line: list, show, run, all, report, bench, derive, data.
 
 Errors in the user's input print one line (no traceback) and exit with status 2.
 """
@@ -16,16 +16,27 @@ EXIT_USAGE = 2
 
 
 def _parse_overrides(pairs) -> dict:
+    """``--set KEY=VALUE`` pairs as ``{key: value}``: the value parsed as JSON (``3``,
+    ``1e-3``, ``[6, 7]``, ``null``, ``true``, ``NaN``), else kept as the string. The types are
+    checked afterwards, against each key's declared type
+    (:func:`ntkdyn.figures.runner.resolve_config`)."""
     overrides = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+            raise ValueError(f"--set expects KEY=VALUE, got {pair[:60]!r}")
         key, raw = pair.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ValueError(f"--set expects KEY=VALUE with a key before '=', got {pair[:60]!r}")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        overrides[key.strip()] = value
+        except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, deep nesting
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ValueError(f"--set {key}: cannot read the value ({reason.split(';')[0]})") \
+                from None
+        overrides[key] = value
     return overrides
 
 
@@ -65,13 +76,88 @@ def _report_failures(records) -> int:
     return 0
 
 
+def _outputs(args, name: str, config_name: str, overrides: dict) -> dict:
+    """The output options of run/all: file stem (``NAME``, ``NAME-TAG`` or ``NAME-<config
+    hash>``), figure formats and dpi, checked before any work."""
+    from .registry import get_experiment
+    from .runner import check_dpi, check_formats, output_stem, resolve_config
+    experiment = get_experiment(name)
+    config = resolve_config(experiment, config_name, overrides)
+    return {"stem": output_stem(experiment, config_name, config, args.tag),
+            "formats": check_formats(args.format), "dpi": check_dpi(args.dpi)}
+
+
+def _print_outputs(args, record) -> None:
+    if not args.quiet:
+        from .runner import check_formats
+        suffixes = ",".join([*check_formats(args.format), "json", "npz", "csv"])
+        print(f"  -> {Path(args.out) / record['stem']}.{{{suffixes}}}")
+
+
+def _check_run_options(args) -> None:
+    """--scheduler, --workers, --connect-timeout and --out, checked before any work."""
+    from .storage import check_output_dir
+    from .sweep import check_executor_args
+    check_executor_args(args.scheduler, args.workers, args.connect_timeout,
+                        names=("--scheduler", "--workers", "--connect-timeout"))
+    check_output_dir(args.out, "--out")
+
+
 def cmd_run(args) -> int:
     from .runner import run_experiment
-    record = run_experiment(args.name, out=args.out, config_name=_config_name(args),
-                            overrides=_parse_overrides(args.set), use_cache=not args.no_cache,
+    config_name, overrides = _config_name(args), _parse_overrides(args.set)
+    outputs = _outputs(args, args.name, config_name, overrides)
+    _check_run_options(args)
+    record = run_experiment(args.name, out=args.out, config_name=config_name,
+                            overrides=overrides, use_cache=not args.no_cache,
                             verbose=not args.quiet, scheduler=args.scheduler,
-                            workers=args.workers, progress=_show_progress(args.quiet))
+                            workers=args.workers, progress=_show_progress(args.quiet),
+                            **outputs)
+    _print_outputs(args, record)
     return _report_failures([record])
+
+
+def cmd_show(args) -> int:
+    from .api import describe
+    info = describe(args.name, args.config or "quick")
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(format_description(info))
+    return 0
+
+
+def _cell(value, width: int = 22) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def format_description(info: dict) -> str:
+    """The text of ``ntkdyn show``: configuration keys (type, smoke/quick/paper values),
+    declared numbers (kind, target), controls and regimes."""
+    lines = [f"{info['name']}: {info['description']}",
+             f"computation: {info['computation']}", "",
+             "configuration keys (run with --config smoke|quick|paper, --set KEY=VALUE; "
+             "show --json: values in full):"]
+    rows = [["key", "smoke", "quick", "paper", "type"]]
+    rows += [[r["key"], _cell(r["smoke"]), _cell(r["quick"]), _cell(r["paper"]), r["type"]]
+             for r in info["config"]]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+    lines += ["", f"numbers (declared for the {info['config_name']} configuration):"]
+    rows = [["number", "kind", "target", "description"]]
+    rows += [[n["name"], n["kind"], n["target"], n["description"]] for n in info["numbers"]]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        lines.append(("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  "
+                      + row[3]).rstrip())
+    lines += ["", "controls (wrong theories that the agreement targets must reject):"]
+    lines += [f"  {c['name']}: {c['description']}" for c in info["controls"]] or ["  (none)"]
+    if info["regimes"]:
+        lines += ["", "regimes (where the theory is expected to fail):"]
+        lines += [f"  {k}: {v}" for k, v in info["regimes"].items()]
+    return "\n".join(lines)
 
 
 def cmd_all(args) -> int:
@@ -79,10 +165,15 @@ def cmd_all(args) -> int:
     from .runner import run_experiment
     config_name = _config_name(args)
     records = []
-    for name in _progress(list(experiments()), "experiments", args.quiet):
+    names = list(experiments())
+    outputs = {name: _outputs(args, name, config_name, {}) for name in names}
+    _check_run_options(args)
+    for name in _progress(names, "experiments", args.quiet):
         record = run_experiment(name, out=args.out, config_name=config_name,
                                 use_cache=not args.no_cache, verbose=not args.quiet,
-                                scheduler=args.scheduler, workers=args.workers)
+                                scheduler=args.scheduler, workers=args.workers,
+                                progress=_show_progress(args.quiet), **outputs[name])
+        _print_outputs(args, record)
         records.append(record)
         if not record["ok"] and not args.keep_going:
             print(f"ntkdyn: {name} failed; stopping (use --keep-going to run the rest)",
@@ -124,7 +215,13 @@ def cmd_derive(args) -> int:
 
 def cmd_report(args) -> int:
     from .report import build_report
-    paths = build_report(args.out, quiet=args.quiet)
+    from .storage import check_output_dir
+    if not Path(args.out).is_dir():  # a mistyped folder must not start the whole quick suite
+        raise ValueError(f"--out {args.out} is not a folder of results; run the experiments "
+                         f"first (`ntkdyn all --out {args.out}`), then `ntkdyn report --out "
+                         f"{args.out}`")
+    check_output_dir(args.out, "--out")
+    paths = build_report(args.out, quiet=args.quiet, scheduler="process")
     for path in paths:
         print(path)
     return 0
@@ -171,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--long", action="store_true", help="add one-line descriptions")
     p.set_defaults(func=cmd_list)
 
+    p = sub.add_parser("show", help="an experiment's configuration keys (type, smoke/quick/"
+                                    "paper values), numbers with targets, controls")
+    p.add_argument("name", help="experiment name (see `ntkdyn list`)")
+    p.add_argument("--config", choices=("smoke", "quick", "paper"), default=None,
+                   help="configuration whose declared numbers are listed (default: quick)")
+    p.add_argument("--json", action="store_true", help="everything as JSON, values in full")
+    p.set_defaults(func=cmd_show)
+
     for name, func, help_ in (("run", cmd_run, "run one experiment"),
                               ("all", cmd_all, "run every experiment")):
         p = sub.add_parser(name, help=help_)
@@ -191,6 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serial | process (default: local pool, one worker per core) | "
                             "local (Dask LocalCluster) | tcp://HOST:PORT (Dask scheduler)")
         p.add_argument("--workers", type=int, default=None, help="workers for process/local")
+        p.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
+                       help="seconds to reach a Dask scheduler (default 10)")
+        p.add_argument("--format", default="png", metavar="png,pdf,svg",
+                       help="figure formats, comma-separated: png, pdf, svg, eps "
+                            "(default: png; the report needs png)")
+        p.add_argument("--dpi", type=float, default=None,
+                       help="resolution of raster figures (default: 110)")
+        p.add_argument("--tag", default=None,
+                       help="name the outputs NAME-TAG.* (default: NAME.* for a named "
+                            "configuration, NAME-<config hash>.* when --set changes it)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("bench", help="performance benchmarks (ratios measured in one run)")
@@ -224,19 +339,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_text(exc: OSError) -> str:
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
+    from .storage import OutputError, quiet_notices
+    from .sweep import Terminated, connect_timeout, terminate_on_sigterm
+    try:  # SIGTERM (timeout, batch schedulers) ends the run cleanly, exit status 143
+        with terminate_on_sigterm(), quiet_notices(getattr(args, "quiet", False)), \
+                connect_timeout(getattr(args, "connect_timeout", None)):
+            return args.func(args)
+    except OutputError as exc:  # the output folder or a file in it cannot be written
+        where = "" if "--out" in str(exc) or not hasattr(args, "out") else f"--out {args.out}: "
+        print(f"ntkdyn: error: {where}{exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"ntkdyn: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except RuntimeError as exc:  # DivergenceError, ExperimentError: the run failed, not the input
         print(f"ntkdyn: failed: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file that cannot be read or written: one line, no traceback
+        print(f"ntkdyn: error: {_os_error_text(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("ntkdyn: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"ntkdyn: terminated (signal {exc.signum})", file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        if argv is None:  # the program itself, about to exit: spare the collector's last
+            import gc  # pass over every object (0.6-0.9 s with numba, scipy, matplotlib)
+            gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,6 +44,8 @@ from ..numerics.networks import MLP
 from ..numerics.synthetic import linear_teacher
 from ..numerics.training import gradient_descent
 from ..theory.deep_linear_kernels import alignment_whitened, final_alignment, initial_kernel_scale
+from . import config_types as ct
+from . import style
 from .experiment import (Control, Experiment, agreement, around, at_least, at_most, identity,
                          interval, is_true, observation)
 
@@ -296,47 +298,58 @@ def _silent(result, key) -> float:
     return float(np.interp(t[i], loss_t, loss) / loss[0])
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     D = int(result["d"])
     depths = [int(L) for L in result["depths"]]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    axes = axes.ravel()
-    for i, L in enumerate(depths[:5]):
+    shown = depths[:5]
+    sigmas = sorted({float(s) for L in depths for s in result[f"sigmas_L{L}"]})
+    colors = dict(zip(sigmas, style.sequential(len(sigmas))))
+    fig, axes = style.panels(len(shown) + 2, ncols=3)
+    for i, L in enumerate(shown):
         ax = axes[i]
         for j, sigma in enumerate(result[f"sigmas_L{L}"]):
             key = f"L{L}_s{j}"
-            line, = ax.plot(result[f"t_{key}"], result[f"A_{key}"], lw=2, alpha=0.7,
-                            label=f"GD sigma={sigma:g}")
-            ax.plot(result[f"t_{key}"], result[f"Atheory_{key}"], "--", color="k", lw=0.8)
+            ax.plot(result[f"t_{key}"], result[f"A_{key}"], lw=1.6, alpha=0.8,
+                    color=colors[float(sigma)])
+            ax.plot(result[f"t_{key}"], result[f"Atheory_{key}"], "--", color="k", lw=0.7)
         ax.axhline(1 / np.sqrt(D), color="gray", ls=":", lw=1)
-        ax.axhline(float(result[f"Ainf_L{L}"]), color="r", ls=":", lw=1,
-                   label="L/sqrt(L^2+D-1)")
-        ax.set(title=f"L = {L}: NTK alignment (dashed: bulk + rank-one spike at u(t))",
-               xlabel="t = lr x steps", ylabel="A(K, y)")
+        ax.axhline(float(result[f"Ainf_L{L}"]), color=style.OKABE_ITO["vermillion"], ls=":",
+                   lw=1)
+        ax.set(xlabel="t = lr x steps", ylabel="A(K, y)")
         if L == 1:
             ax.set_ylim(0.15, 0.3)
-        ax.set_xscale("symlog", linthresh=1.0)
-        ax.legend(fontsize=7)
-    ax = axes[5]
+        style.time_axis(ax, result[f"t_L{L}_s0"], scale="symlog", linthresh=1.0)
+        style.title(ax, f"L = {L}: NTK alignment")
+    ax = axes[len(shown)]
     Ls = np.arange(1, max(depths) + 1)
-    ax.plot(Ls, final_alignment(Ls, D), "k-", label="L / sqrt(L^2 + D - 1)")
+    ax.plot(Ls, final_alignment(Ls, D), "-", color=style.OKABE_ITO["vermillion"])
     for L in depths:
         for j, sigma in enumerate(result[f"sigmas_L{L}"]):
-            ax.plot(L, result[f"A_L{L}_s{j}"][-1], "o", ms=4 + 2 * j, mfc="none",
-                    color=f"C{j}")
-    ax.axhline(1 / np.sqrt(D), color="gray", ls=":", label="1/sqrt(D)")
-    ax.set(title="final alignment vs depth (markers: init scales, small to large)",
-           xlabel="depth L", ylabel="final A")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+            ax.plot(L, result[f"A_L{L}_s{j}"][-1], "o", ms=4, mfc="none",
+                    color=colors[float(sigma)])
+    ax.axhline(1 / np.sqrt(D), color="gray", ls=":")
+    style.integer_ticks(ax, "x")
+    ax.set(xlabel="depth L", ylabel="final A")
+    style.title(ax, "final alignment vs depth")
+    handles = [style.proxy(color=colors[s], lw=1.6) for s in sigmas]
+    labels = [f"GD, init scale sigma = {s:g}" for s in sigmas]
+    handles += [style.proxy(color="k", ls="--", lw=0.7),
+                style.proxy(color=style.OKABE_ITO["vermillion"], ls=":"),
+                style.proxy(color="gray", ls=":")]
+    labels += ["theory: bulk + rank-one spike at u(t)", "final: L / sqrt(L^2 + D - 1)",
+               "1 / sqrt(D)"]
+    style.legend_panel(axes[-1], handles, labels)
     return fig
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    config_types={"beta_norm": ct.positive_float(),
+                  "sigmas": ct.ListOf(ct.ListOf(ct.positive_float())),
+                  "plateau_lr_factor": ct.positive_float(),
+                  "chunk_steps": ct.positive_int(), "loss_drop": ct.positive_float()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
     regimes={
         "L >= 3, finite width": "A(0) is below 1/sqrt(D) by a finite-width amount growing with "

@@ -49,6 +49,9 @@ from ..numerics.synthetic import whiten
 from ..numerics.training import gradient_descent
 from ..theory.deep_linear_kernels import alignment_general, final_alignment, ntk_from_modes
 from ..theory.deep_linear_modes import balanced_strengths, closed_form, growing_component_u0
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import (Control, Experiment, agreement, around, at_least, at_most, is_true,
                          observation)
 
@@ -297,65 +300,92 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     s = result["s"]
     n_sets = int(result["num_sets"])
-    fig, axes = plt.subplots(2, n_sets + 1, figsize=(6 * (n_sets + 1), 9))
+    ncols = min(n_sets + 1, 4)
+    rows = 2 * (-(-(n_sets + 1) // ncols))
+    fig, gs = style.grid(rows, ncols, height=2.3 * rows + 0.4)
+    cells = [(2 * (k // ncols), k % ncols) for k in range(n_sets + 1)]
     for i in range(n_sets):
         r = _set(result, i)
         lam, t = r["lam"], r["t"]
         _, u_shift, _ = fit_time_shifts(s, 2, t, r["u_gd"], lam)
-        ax = axes[0, i]
+        row, col = cells[i]
+        ax = fig.add_subplot(gs[row, col])
         for a in range(len(s)):
-            c = f"C{a}"
+            c = style.color(a)
             fixed = s[a] / lam[a]
-            ax.plot(t[::4], r["u_gd"][::4, a] / fixed, "o", ms=3, mfc="none", color=c)
+            ax.plot(t[::4], r["u_gd"][::4, a] / fixed, "o", ms=2.5, mfc="none", color=c)
             ax.plot(t, r["u_theory"][:, a] / fixed, "-", color=c,
                     label=f"s = {s[a]:g}, lam = {lam[a]:g}")
             ax.plot(t, u_shift[:, a] / fixed, ":", color=c, lw=1)
-        ax.set(xlabel="t", ylabel=r"$u_\alpha \lambda_\alpha / s_\alpha$",
-               title=f"set {i}: GD (o), theory from growing-part u0 (-), "
-               "shifted ODE (:, shape only)")
-        ax.title.set_fontsize(9)
-        ax.legend(fontsize=8)
-        ax = axes[1, i]
-        ax.plot(t, r["A_gd"], "k-", lw=2, alpha=0.6, label="GD: A(sum_i K_ii, Y)")
-        ax.plot(t, r["A_theory"], "r--", label="theory: decoupled NTK of predicted modes")
+        ax.set(xlabel="t", ylabel=r"$u_\alpha \lambda_\alpha / s_\alpha$")
+        style.time_axis(ax, t)
+        style.title(ax, f"set {i}: mode strengths")
+        style.legend(ax, loc="lower right")
+        ax = fig.add_subplot(gs[row + 1, col])
+        ax.plot(t, r["A_gd"], "k-", lw=2, alpha=0.6, label="GD")
+        ax.plot(t, r["A_theory"], "--", color="C1", label="theory: decoupled modes")
         for th in r["half_gd"]:
             ax.axvline(th, color="gray", lw=0.6, ls=":")
-        ax.set(xlabel="t", ylabel="alignment",
-               title=f"set {i}: alignment (dotted: half-learning times)")
-        ax.legend(fontsize=8)
-    ax = axes[0, n_sets]
+        ax.set(xlabel="t", ylabel=r"alignment $A(\sum_i K_{ii}, Y)$")
+        style.time_axis(ax, t)
+        style.title(ax, f"set {i}: alignment")
+        style.legend(ax, loc="center right")
+    row, col = cells[n_sets]
+    ax = fig.add_subplot(gs[row, col])
     for j, name in enumerate(("high", "low", "mixed")):
-        c = f"C{j}"
-        ax.plot(result[f"scalar_t_{name}"], result[f"scalar_A_{name}"], color=c,
-                label=f"target on {name}-variance directions")
+        c = style.color(j)
+        t = result[f"scalar_t_{name}"]
+        ax.plot(t, result[f"scalar_A_{name}"], color=c, label=f"target: {name} variance")
         ax.axhline(float(result[f"scalar_Ainf_theory_{name}"]), color=c, ls="--", lw=0.8)
         ax.axhline(float(result[f"scalar_A0_theory_{name}"]), color=c, ls=":", lw=0.8)
-    ax.set(xscale="symlog", xlabel="t", ylabel="A(K, y)",
-           title="scalar targets: A_0 (:) and A_inf (--) formulas vs GD")
-    ax.legend(fontsize=8)
-    ax = axes[1, n_sets]
+    ax.set(xlabel="t", ylabel="A(K, y)")
+    style.time_axis(ax, t, scale="symlog")
+    style.title(ax, "scalar targets: GD vs formulas")
+    style.legend(ax, loc="center right")
+    ax = fig.add_subplot(gs[row + 1, col])
     names = ("high", "low", "mixed")
     gains = [float(result[f"scalar_Ainf_theory_{n}"] / result[f"scalar_A0_theory_{n}"])
              for n in names]
     sim = [float(result[f"scalar_A_{n}"][-1] / result[f"scalar_A_{n}"][0]) for n in names]
     x = np.arange(3)
-    ax.bar(x - 0.2, gains, 0.4, label="theory A_inf / A_0")
+    ax.bar(x - 0.2, gains, 0.4, label=r"theory $A_\infty / A_0$")
     ax.bar(x + 0.2, sim, 0.4, label="GD A_final / A_init")
     ax.set_xticks(x, names)
-    ax.set(ylabel="alignment gain", title="gain by target placement")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.set(ylabel="alignment gain", ylim=(0, 1.35 * max(max(gains), max(sim))))
+    style.title(ax, "gain by target placement")
+    style.legend(ax, loc="upper left", ncol=1)
+    style.figure_legend(fig, ncol=3, handles=[
+        style.proxy(color="k", marker="o", ls="", mfc="none", ms=3), style.proxy(color="k"),
+        style.proxy(color="k", ls=":"), style.proxy(color="k", ls="--", lw=0.8),
+        style.proxy(color="gray", ls=":", lw=0.6)],
+        labels=["modes: GD", "theory from growing-part u0", "shifted ODE (shape only) / A_0",
+                r"$A_\infty$ formula", "half-learning times"])
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: the default estimate plus the loss curves of the two trainings,
+    ``t_final / lr`` and ``scalar_t_final / scalar_lr`` steps."""
+    steps = (int(config["t_final"] / config["lr"])
+             + int(config["scalar_t_final"] / config["scalar_lr"]) + 2)
+    return fp.default_memory(config) + 2 * fp.FLOAT64_BYTES * steps
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"variance_sets": ct.ListOf(ct.ListOf(ct.positive_float())),
+                  "singular_values": ct.ListOf(ct.positive_float()),
+                  "sigma": ct.positive_float(),
+                  "scalar_variances": ct.ListOf(ct.positive_float()),
+                  "scalar_depth": ct.positive_int(ct.MAX_DEPTH), "scalar_lr": ct.positive_float(),
+                  "scalar_t_final": ct.positive_float(),
+                  "scalar_sigma": ct.positive_float()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
     regimes={"whitened inputs (equal lam)": "the hypothesis 'A rises at every stage' fails: A "
              "overshoots after the first mode (alignment_rises_set1 expected false; the theory "

@@ -35,7 +35,11 @@ from ..numerics.synthetic import linear_teacher
 from ..numerics.training import gradient_descent
 from ..theory.deep_linear_modes import (GD_ERROR_EXPONENT, closed_form, growing_component_u0,
                                         mode_dynamics, mode_time)
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import Control, Experiment, agreement, around, at_most, identity
+from .progress import counter
 
 NAME = "deep-linear-modes"
 DESCRIPTION = "deep linear nets: mode strengths u(t)/s from the ODE vs full-batch GD (depths 1-6)"
@@ -123,6 +127,7 @@ def compute(config, seed) -> dict:
            "random_depths": np.asarray(config["random_depths"])}
     map_err = 0.0
     depth_seeds = balanced_seed.spawn(len(config["depths"]))
+    advance = counter(len(config["depths"]) * len(factors) + len(config["random_depths"]), "run")
     for L, lr, depth_seed in zip(config["depths"], config["lrs"], depth_seeds):
         widths = [d] + [config["width"]] * (L - 1) + [m]
         net = MLP(widths, activation="linear", parameterization="standard")
@@ -134,6 +139,7 @@ def compute(config, seed) -> dict:
             out[f"t_L{L}_f{j}"], out[f"u_gd_L{L}_f{j}"] = t, u
             ref = scalar_map(s, config["a0"], L, lr * factor, int(steps[-1]))[steps]
             map_err = max(map_err, float(np.max(np.abs(u - ref))))
+            advance()
         out[f"lrs_L{L}"] = lr * factors
     out["scalar_map_err"] = np.array(map_err)
     random_runs = zip(config["random_depths"], config["random_lrs"], config["random_t_final"],
@@ -145,6 +151,7 @@ def compute(config, seed) -> dict:
         params = net.init(np.random.default_rng(run_seed))
         t, u, _ = _train(net, params, X, Y, lr, t_final, int(round(t_final / lr)), U, V)
         out[f"rt_L{L}"], out[f"ru_gd_L{L}"] = t, u
+        advance()
         if L == 2:
             out["ru0_L2"] = growing_component_u0(params[0], params[1], U, V)
     out.update(_theory(out))
@@ -215,61 +222,83 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     s = result["s"]
     depths = [int(L) for L in result["depths"]]
     rdepths = [int(L) for L in result["random_depths"]]
     base = int(np.argmin(result["lr_factors"]))
-    fig, axes = plt.subplots(2, 4, figsize=(17, 8))
-    axes = axes.ravel()
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, L in enumerate(depths[:5]):
+    shown, random_shown = depths[:5], rdepths[:2]
+    n = len(shown) + 1 + len(random_shown)
+    fig, axes = style.panels(n + 1)
+    colors = [style.color(a) for a in range(len(s))]
+    for i, L in enumerate(shown):
         ax = axes[i]
         t, u_gd, u_ode = (result[f"{k}_L{L}_f{base}"] for k in ("t", "u_gd", "u_ode"))
         for a in range(len(s)):
-            c = colors[a % len(colors)]
-            ax.plot(t, u_ode[:, a] / s[a], color=c, lw=1.5,
-                    label=f"ODE s={s[a]:g}" if i == 0 else None)
-            ax.plot(t[::10], u_gd[::10, a] / s[a], "o", ms=3, color=c, mfc="none")
+            ax.plot(t, u_ode[:, a] / s[a], color=colors[a], lw=1.2)
+            ax.plot(t[::10], u_gd[::10, a] / s[a], "o", ms=2.5, color=colors[a], mfc="none")
         err = np.max(np.abs(u_gd - u_ode)) / s.max()
-        ax.set(title=f"balanced start, L = {L}: max err {100 * err:.2f}% of s_max",
-               xlabel="t = lr x steps", ylabel=r"$u_\alpha(t) / s_\alpha$")
-        if i == 0:
-            ax.legend(fontsize=7)
-    ax = axes[5]
+        ax.plot([], [], " ", label=f"max err {100 * err:.2f}% of $s_{{max}}$")
+        ax.set(xlabel="t = lr x steps", ylabel=r"$u_\alpha(t) / s_\alpha$")
+        style.time_axis(ax, t)
+        style.title(ax, f"balanced start, L = {L}")
+        style.legend(ax, loc="center right", handlelength=0)
+    ax = axes[len(shown)]
     for L in depths:
         lrs = result[f"lrs_L{L}"]
         errs = np.array([np.max(np.abs(result[f"u_gd_L{L}_f{j}"] - result[f"u_ode_L{L}_f{j}"]))
                          for j in range(len(lrs))]) / s.max()
-        ax.loglog(lrs, errs, "o-", label=f"L = {L}: slope {loglog_slope(lrs, errs):.3f}")
-    ax.set(title=f"GD vs ODE: error is O(lr^{GD_ERROR_EXPONENT:g})", xlabel="learning rate",
-           ylabel="max |u_GD - u_ODE| / s_max")
-    ax.legend(fontsize=7)
-    for j, L in enumerate(rdepths[:2]):
-        ax = axes[6 + j]
+        ax.loglog(lrs, errs, "o-", ms=3, label=f"L = {L}: slope {loglog_slope(lrs, errs):.3f}")
+    ax.set(xlabel="learning rate", ylabel=r"max $|u_{GD} - u_{ODE}| / s_{max}$")
+    style.title(ax, f"GD vs ODE: error O(lr^{GD_ERROR_EXPONENT:g})")
+    style.legend(ax, loc="lower right")
+    for j, L in enumerate(random_shown):
+        ax = axes[len(shown) + 1 + j]
         t, u = result[f"rt_L{L}"], result[f"ru_gd_L{L}"]
         _, shifted, _ = fit_time_shifts(s, L, t, u)
         for a in range(len(s)):
-            c = colors[a % len(colors)]
-            ax.plot(t, shifted[:, a] / s[a], color=c, lw=1.5)
-            ax.plot(t[::8], u[::8, a] / s[a], "o", ms=3, color=c, mfc="none")
+            ax.plot(t, shifted[:, a] / s[a], color=colors[a], lw=1.2)
+            ax.plot(t[::8], u[::8, a] / s[a], "o", ms=2.5, color=colors[a], mfc="none")
             if L == 2:
-                ax.plot(t, result["ru_noshift_L2"][:, a] / s[a], ":", color=c, lw=1)
+                ax.plot(t, result["ru_noshift_L2"][:, a] / s[a], ":", color=colors[a], lw=1)
         ratio = _rise_times(result, L) / result[f"rise_theory_L{L}"]
-        extra = "\n(dotted: growing-component u0, no shift)" if L == 2 else ""
-        ax.set(title=f"random init, L = {L}: shifted ODE (shape only); rise-time err "
-               f"{100 * np.max(np.abs(ratio - 1)):.1f}%{extra}",
-               xlabel="t", ylabel=r"$u_\alpha / s_\alpha$")
-        ax.title.set_fontsize(9)
-    fig.tight_layout()
+        ax.plot([], [], " ", label=f"rise-time err {100 * np.max(np.abs(ratio - 1)):.1f}%")
+        ax.set(xlabel="t", ylabel=r"$u_\alpha / s_\alpha$")
+        style.time_axis(ax, t)
+        style.title(ax, f"random init, L = {L}: shifted ODE (shape only)")
+        style.legend(ax, loc="center right", handlelength=0)
+    handles = [style.proxy(color=c) for c in colors]
+    labels = [f"s = {v:g}" for v in s]
+    handles += [style.proxy(color="k"), style.proxy(color="k", marker="o", ls="", ms=3,
+                                                    mfc="none"),
+                style.proxy(color="k", ls=":")]
+    labels += ["ODE", "GD", "growing-component u0,\nno shift (L = 2)"]
+    style.legend_panel(axes[-1], handles, labels)
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: the default estimate plus the loss curve and the reference map
+    ``(steps + 1, modes)`` of the longest run, ``steps = t_final / (lr * factor)``."""
+    rates = [lr * f for lr in config["lrs"] for f in config["lr_factors"]]
+    rates += list(config["random_lrs"])
+    t = max([config["t_final"]] + list(config["random_t_final"]))
+    steps = int(t / min(rates)) + 1
+    modes = len(config["singular_values"])
+    return fp.default_memory(config) + 2 * fp.FLOAT64_BYTES * steps * (modes + 1)
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"singular_values": ct.ListOf(ct.positive_float()), "a0": ct.positive_float(),
+                  "lr_factors": ct.ListOf(ct.positive_float()),
+                  "random_depths": ct.ListOf(ct.positive_int(ct.MAX_DEPTH)),
+                  "random_width": ct.positive_int(), "random_sigma": ct.positive_float(),
+                  "random_lrs": ct.ListOf(ct.positive_float()),
+                  "random_t_final": ct.ListOf(ct.positive_float())},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
     regimes={"balanced start": "the ODE is gradient flow; GD differs by O(lr), so the bounds "
              "hold at the smallest lr of each depth and the slope states the O(lr) gap"},

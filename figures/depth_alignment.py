@@ -8,7 +8,9 @@ scaling) and function-space learning rate on one task; the centred alignment
 ``A_c(sum_i K_ii, Y)`` of the per-head NTKs is recorded at log-spaced steps.
 
 Theory: the infinite-width NTK ``Theta_L`` of each depth
-(:func:`ntkdyn.theory.relu_ntk.infinite_ntk`, arc-cosine recursion) against the empirical NTK at
+(:func:`ntkdyn.theory.infinite_width.infinite_ntk`, for ReLU the arc-cosine recursion) of the
+same description as the trained network (:func:`network`: ``Network.mlp(d, width, L, heads=k)``,
+ReLU, ``W_std = 1``, ``b_std = 0`` by default, bitwise ``MLP``) against the empirical NTK at
 initialisation (mean over heads and ``INIT_KERNEL_DRAWS`` independent initialisations, centred).
 At finite width the initial kernel's fluctuation grows with the depth-to-width ratio
 (Hanin & Nica 2020), so the tolerance widens with depth. The library has no closed form for the
@@ -31,10 +33,14 @@ import numpy as np
 from ..base.alignment import center
 from ..numerics import tasks
 from ..numerics.kernels import alignment, empirical_ntk
-from ..numerics.networks import MLP
+from ..numerics.networks import Network
 from ..numerics.richness import train_centered
-from ..theory.relu_ntk import infinite_nngp, infinite_ntk
+from ..theory.infinite_width import infinite_nngp, infinite_ntk
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import Control, Experiment, agreement, at_least, at_most, is_true, observation
+from .progress import counter
 
 NAME = "depth-alignment"
 DESCRIPTION = "ReLU MLPs of depth 2..5: NTK alignment is faster and larger with depth"
@@ -43,11 +49,13 @@ SMOKE = {
     "n_train": 80, "d": 30, "width": 128, "depths": [2, 3, 4, 5], "gamma": 1.0,
     "lr": 1.0, "steps": 400, "num_records": 8, "seeds": 2, "seed": 0,
     "dataset": "synthetic-mixture", "classes": None, "n_test": 0, "preprocessing": "none",
+    "W_std": 1.0, "b_std": 0.0,
 }
 QUICK = {
     "n_train": 160, "d": 30, "width": 128, "depths": [2, 3, 4, 5], "gamma": 1.0,
     "lr": 1.0, "steps": 1000, "num_records": 14, "seeds": 2, "seed": 0,
     "dataset": "synthetic-mixture", "classes": None, "n_test": 0, "preprocessing": "none",
+    "W_std": 1.0, "b_std": 0.0,
 }
 # The paper's data (Shan & Bordelon 2021, Fig. 5: ReLU MLPs with 2-5 hidden layers on MNIST):
 # 10-class MNIST, centred one-hot targets, inputs on the sphere of radius sqrt(d) (d = 784; the
@@ -62,6 +70,14 @@ INIT_KERNEL_DRAWS = 32
 def load_task(config, seed):
     """The configured data (:func:`ntkdyn.numerics.tasks.load_task`) drawn from ``seed``."""
     return tasks.load_task(config, seed, d=config["d"])
+
+
+def network(config, d: int, k: int, depth: int) -> Network:
+    """The one description of the trained network and its infinite-width kernel:
+    ``Network.mlp(d, width, depth, heads=k)``, ReLU, with the configuration's ``W_std`` and
+    ``b_std``."""
+    return Network.mlp(int(d), int(config["width"]), int(depth), heads=int(k), activation="relu",
+                       W_std=config["W_std"], b_std=config["b_std"])
 
 
 def child(seed, *index):
@@ -83,6 +99,7 @@ def compute(config, seed) -> dict:
     a_c = losses = record_times = None
     X_all, Y_all = [], []
     k_init = None
+    advance = counter(seeds * len(depths), "run")
     for s in range(seeds):
         data_seed, weight_seed, draws_seed = (child(seed, s, j) for j in range(3))
         ds = load_task(config, data_seed)
@@ -91,7 +108,7 @@ def compute(config, seed) -> dict:
         Y_all.append(ds.Y)
         d, k = ds.X.shape[1], ds.Y.shape[1]
         for a, L in enumerate(depths):
-            net = MLP([d] + [int(config["width"])] * (int(L) - 1) + [k], "relu")
+            net = network(config, d, k, L)
             params0 = net.init(np.random.default_rng(child(weight_seed, a)))
             run = train_centered(net, ds.X, ds.Y, config["gamma"], config["lr"], config["steps"],
                                  params0=params0, num_records=config["num_records"])
@@ -110,8 +127,9 @@ def compute(config, seed) -> dict:
                 [empirical_ntk(net, net.init(np.random.default_rng(child(draws_seed, a, j))),
                                ds.X, heads="each").mean(axis=0)
                  for j in range(INIT_KERNEL_DRAWS)], axis=0)
+            advance()
     X, Y = np.array(X_all), np.array(Y_all)
-    k_inf = np.array([[infinite_ntk(x, depth=int(L)) for x in X] for L in depths])
+    k_inf = theory_kernels(config, X, Y, depths, infinite_ntk)
     return {"depths": depths, "record_times": record_times, "alignment_centered": a_c, **extra,
             "losses": losses, "times": config["lr"] * np.arange(losses.shape[-1]),
             "X": X, "Y": Y, "kernel_init": k_init, "k_inf": k_inf, **tasks.data_entries(splits)}
@@ -168,14 +186,21 @@ def numbers(config) -> dict:
     return out
 
 
+def theory_kernels(config, X, Y, depths, kernel) -> np.ndarray:
+    """``kernel(network(config, d, k, L), x)`` (an infinite-width kernel of one head) for every
+    depth ``L`` and replicate's inputs ``x``: shape ``(depths, seeds, n, n)``."""
+    d, k = X.shape[-1], Y.shape[-1]
+    return np.array([[kernel(network(config, d, k, L), x) for x in X] for L in depths])
+
+
 def _nngp_theory(result, config):
-    return dict(result, k_inf=np.array([[infinite_nngp(x, depth=int(L)) for x in result["X"]]
-                                        for L in result["depths"]]))
+    return dict(result, k_inf=theory_kernels(config, result["X"], result["Y"], result["depths"],
+                                             infinite_nngp))
 
 
 def _shallower_theory(result, config):
-    return dict(result, k_inf=np.array([[infinite_ntk(x, depth=int(L) - 1) for x in result["X"]]
-                                        for L in result["depths"]]))
+    return dict(result, k_inf=theory_kernels(config, result["X"], result["Y"],
+                                             np.asarray(result["depths"]) - 1, infinite_ntk))
 
 
 CONTROLS = (
@@ -190,73 +215,85 @@ REGIMES = {
 }
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     depths, t = result["depths"], result["record_times"]
     a = result["alignment_centered"]
-    colors = plt.cm.plasma(np.linspace(0, 0.85, len(depths)))
-    fig, grid = plt.subplots(2, 4, figsize=(20, 8.6))
+    colors = style.sequential(len(depths), "plasma", 0.85)
+    fig, axes = style.panels(8, ncols=4, height=4.2)
+    unc_ax, cen_ax, loss_ax, k0_ax, gain_ax, tr_ax, cos_ax, key_ax = axes
     # the paper's uncentred alignment is the headline; the centred one (with theory) beside it
-    ax = grid[0, 0]
+    ax = unc_ax
     for i, L in enumerate(depths):
-        ax.plot(t[1:], result["alignment_uncentered"][i].mean(axis=0)[1:], "o-", ms=3,
+        ax.plot(t[1:], result["alignment_uncentered"][i].mean(axis=0)[1:], "o-", ms=2,
                 color=colors[i], label=f"depth {L}")
-    ax.set(xscale="log", xlabel="t = lr x steps", ylabel=r"$A(\sum_i K_{ii}, Y)$",
-           title="alignment (uncentred, the paper's; seed mean)")
-    ax.legend(fontsize=8)
-    for ax, key, label in ((grid[1, 1], "trace", r"$\mathrm{Tr}\,K_t / \mathrm{Tr}\,K_0$"),
-                           (grid[1, 2], "top_eigvec_cosine",
-                            "top eigenvector's cosine with Y (centred)")):
+    ax.set(xscale="log", xlabel="t = lr x steps", ylabel=r"$A(\sum_i K_{ii}, Y)$")
+    style.title(ax, "uncentred (paper's)")
+    for ax, key, label in ((tr_ax, "trace", r"$\mathrm{Tr}\,K_t / \mathrm{Tr}\,K_0$"),
+                           (cos_ax, "top_eigvec_cosine", "top eigvec. cosine with Y")):
         for i, L in enumerate(depths):
             values = result[key][i].mean(axis=0)
             values = values / values[0] if key == "trace" else values
-            ax.plot(t[1:], values[1:], "o-", ms=3, color=colors[i], label=f"depth {L}")
+            ax.plot(t[1:], values[1:], "o-", ms=2, color=colors[i], label=f"depth {L}")
         ax.set(xscale="log", xlabel="t", ylabel=label)
-        ax.legend(fontsize=8)
-    axes = [grid[0, 1], grid[1, 0], grid[0, 2], grid[0, 3]]
-    ax = axes[0]
+    style.title(tr_ax, "kernel trace")
+    style.title(cos_ax, "top eigenvector (centred)")
+    ax = cen_ax
     for i, L in enumerate(depths):
         a_inf = np.mean([alignment(k, y, centered=True)
                          for k, y in zip(result["k_inf"][i], result["Y"])])
-        ax.plot(t[1:], a[i].mean(axis=0)[1:], "o-", ms=3, color=colors[i], label=f"depth {L}")
+        ax.plot(t[1:], a[i].mean(axis=0)[1:], "o-", ms=2, color=colors[i], label=f"depth {L}")
         ax.axhline(a_inf, color=colors[i], ls="--", lw=0.8)
-    ax.set(xscale="log", xlabel="t = lr x steps", ylabel=r"$A_c(\sum_i K_{ii}, Y)$",
-           title="centred alignment (dashed: infinite-width NTK at t = 0)")
-    ax.legend(fontsize=8)
-    ax = axes[1]
+    ax.set(xscale="log", xlabel="t = lr x steps", ylabel=r"$A_c(\sum_i K_{ii}, Y)$")
+    style.title(ax, "centred alignment")
+    ax = gain_ax
     gains = a - a[..., :1]
     for i, L in enumerate(depths):
         for s in range(a.shape[1]):
             ax.plot(t[1:], gains[i, s, 1:], "-", color=colors[i], alpha=0.8,
                     label=f"depth {L}" if s == 0 else None)
-    ax.set(xscale="log", xlabel="t", ylabel=r"$A_c(t) - A_c(0)$",
-           title="alignment gain (all seeds)")
-    ax.legend(fontsize=8)
-    ax = axes[2]
+    ax.set(xscale="log", xlabel="t", ylabel=r"$A_c(t) - A_c(0)$")
+    style.title(ax, "alignment gain (all seeds)")
+    ax = loss_ax
     times = result["times"]
     for i, L in enumerate(depths):
         ax.plot(times[1:], result["losses"][i].mean(axis=0)[1:], color=colors[i],
                 label=f"depth {L}")
-    ax.set(xscale="log", yscale="log", xlabel="t", ylabel="training loss", title="loss")
-    grid[1, 3].set_axis_off()
-    ax.legend(fontsize=8)
-    ax = axes[3]
+    ax.set(xscale="log", yscale="log", xlabel="t", ylabel="training loss")
+    style.title(ax, "loss")
+    ax = k0_ax
     k0, k_inf = center(result["kernel_init"]), center(result["k_inf"])
     for i, L in enumerate(depths):
-        ax.scatter(k_inf[i, 0].ravel(), k0[i, 0].ravel(), s=3, alpha=0.4, color=colors[i],
+        ax.scatter(k_inf[i, 0].ravel(), k0[i, 0].ravel(), s=2, alpha=0.4, color=colors[i],
                    label=f"depth {L}")
     lims = [k_inf[:, 0].min(), k_inf[:, 0].max()]
     ax.plot(lims, lims, "k-", lw=0.8)
-    ax.set(xlabel=r"theory: centred $\Theta_L(x, x')$", ylabel=r"centred empirical $K_0(x, x')$",
-           title="initial kernel vs infinite width (seed 0)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.set(xlabel=r"theory: centred $\Theta_L(x, x')$", ylabel=r"centred empirical $K_0$")
+    style.title(ax, "initial kernel (seed 0)")
+    handles, labels = style.handles_labels(unc_ax)
+    handles.append(style.proxy(color="k", ls="--", lw=0.8))
+    labels.append("infinite-width NTK\nat t = 0 (centred)")
+    style.legend_panel(key_ax, handles, labels, title="seed mean unless noted")
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: the deepest network's training with the per-head kernels ``(k, n, n)`` and
+    their spectra."""
+    widths = fp.mlp_widths(config)
+    return (fp.network_bytes(widths, fp.num_inputs(config))
+            + fp.gram_bytes(config["n_train"], count=6 * widths[-1]))
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"W_std": ct.positive_float(), "b_std": ct.non_negative_float()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS, regimes=REGIMES,
-    compute=compute)
+    compute=compute,
+    dims={**dict.fromkeys(("alignment_centered", "alignment_uncentered", "trace",
+                           "top_eigvec_cosine"), ("depth", "seed", "record_time")),
+          "losses": ("depth", "seed", "time"), "X": ("seed", "sample", "feature"),
+          "Y": ("seed", "sample", "class"), "data_checksum": ("seed",),
+          **dict.fromkeys(("kernel_init", "k_inf"), ("depth", "seed", "sample", "sample_2"))})

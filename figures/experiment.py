@@ -31,6 +31,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from .config_types import COMMON, ConfigType
+
 KINDS = ("agreement", "identity", "observation")
 CONFIG_NAMES = ("smoke", "quick", "paper")
 
@@ -172,6 +174,18 @@ class Experiment:
     runs, run, combine :
         ``runs(config) -> [point]``, ``run(point, seed) -> dict of arrays`` (one independent
         run, distributed and cached by the runner) and ``combine(config, results) -> dict``.
+    config_types : mapping ``{key: ConfigType}``
+        Types of the experiment's own keys, and overrides of the shared ones
+        (:data:`ntkdyn.figures.config_types.COMMON`); every key of every configuration has a
+        type from one or the other (:meth:`config_type`).
+    memory : callable ``config -> bytes``, optional
+        Peak memory of one computation's arrays (for a sweep: of the largest run, plus what the
+        combined results hold); default :func:`ntkdyn.figures.footprint.default_memory`,
+        from the size keys. :meth:`memory_bytes` adds the data and the records.
+    dims : mapping ``{result key: (dimension name, ...)}``, optional
+        Named dimensions of result arrays, one name per axis (``("depth", "width", "seed",
+        "sample", "sample_2")``), for the ``xarray`` export (:meth:`ntkdyn.figures.api.Result.
+        to_xarray`); an array not named here gets ``KEY_dim0, KEY_dim1, ...``.
     """
 
     name: str
@@ -186,9 +200,21 @@ class Experiment:
     runs: Callable | None = None
     run: Callable | None = None
     combine: Callable | None = None
+    config_types: Mapping[str, ConfigType] = field(default_factory=dict)
+    memory: Callable[[dict], int] | None = None
+    dims: Mapping[str, tuple] = field(default_factory=dict)
 
     def __post_init__(self):
         where = f"experiment {self.name!r}"
+        for key, kind in self.config_types.items():
+            if not isinstance(kind, ConfigType):
+                raise TypeError(f"{where}: config_types[{key!r}] must be a ConfigType, got "
+                                f"{kind!r}")
+        unknown = sorted(set(self.config_types) - set().union(*map(set, self.configs.values())))
+        if unknown:
+            raise TypeError(f"{where}: config_types names keys no configuration has: {unknown}")
+        if self.memory is not None and not callable(self.memory):
+            raise TypeError(f"{where}: memory must be a callable config -> bytes")
         if set(self.configs) != set(CONFIG_NAMES):
             raise TypeError(f"{where}: configs must be exactly {CONFIG_NAMES}, got "
                             f"{sorted(self.configs)}")
@@ -218,6 +244,33 @@ class Experiment:
         if name not in CONFIG_NAMES:
             raise ValueError(f"configuration must be one of {CONFIG_NAMES}, got {name!r}")
         return dict(self.configs[name])
+
+    def config_type(self, key: str) -> ConfigType | None:
+        """The declared type of ``key``: the experiment's own, else the shared one (``None``
+        when neither declares it)."""
+        return self.config_types.get(key, COMMON.get(key))
+
+    def check_config(self, config: dict) -> dict:
+        """``config`` with every value checked against its declared type and normalised
+        (:class:`ntkdyn.figures.config_types.ConfigValueError` on the first wrong one).
+
+        A key without a declared type keeps its value (the test suite checks that every key of
+        every registered experiment has one)."""
+        out = {}
+        for key, value in config.items():
+            kind = self.config_type(key)
+            out[key] = value if kind is None else kind.check(key, value)
+        return out
+
+    def memory_bytes(self, config: dict) -> int:
+        """Estimated peak bytes of computing ``config``: :attr:`memory` (else
+        :func:`ntkdyn.figures.footprint.default_memory`) plus the data and the per-step and
+        per-replicate records every experiment keeps
+        (:func:`ntkdyn.figures.footprint.data_bytes`,
+        :func:`ntkdyn.figures.footprint.bookkeeping_bytes`)."""
+        from .footprint import bookkeeping_bytes, data_bytes, default_memory
+        own = self.memory(config) if self.memory is not None else default_memory(config)
+        return int(own) + data_bytes(config) + bookkeeping_bytes(config)
 
     def declared(self, config: dict) -> dict[str, Number]:
         """The numbers declared for ``config`` (a mapping, or computed from the config)."""

@@ -29,6 +29,9 @@ from ..numerics.hessian_two_layer import two_layer_hessian
 from ..numerics.memory import estimate_bytes, require_memory
 from ..numerics.networks import MLP
 from ..theory import linearity as lin
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import Control, Experiment, agreement, around, at_most, identity, observation
 
 NAME = "hessian-width"
@@ -252,69 +255,89 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     widths, acts = result["widths"], [str(a) for a in result["activations"]]
     nums = measure(result)
     big = widths >= int(result["fit_from"])
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    ax = axes[0, 0]
+    fig, axes = style.panels(4, ncols=2, height=5.2)
+    ax = axes[0]
     for i, a in enumerate(acts):
         mean = result["norm"][i].mean(axis=-1)
         label = (f"{a}: sim/theory {nums[f'law_ratio_{a}']:.4f}" if a != "relu"
                  else "relu (exact |x|/sqrt(md))")
-        line, = ax.plot(widths, mean, "o", ms=4, label=label)
+        line, = ax.plot(widths, mean, "o", ms=3, label=label)
         ax.plot(widths, result["theory_norm"][i], "-", color=line.get_color(), lw=1)
     ax.plot([], [], "k-", lw=1, label="theory: exact law (mean)")
-    ax.set(xscale="log", yscale="log", xlabel="width m", ylabel="||H|| (two layers)",
-           title="Output Hessian spectral norm at initialization")
-    ax.legend(fontsize=7)
-    ax = axes[0, 1]
+    ax.set(xscale="log", yscale="log", xlabel="width m", ylabel=r"$\|H\|$ (two layers)")
+    style.title(ax, "output Hessian spectral norm at init")
+    style.legend(ax, loc="lower left")
+    ax = axes[1]
     for i, a in enumerate(acts):
         scaled = result["norm"][i] * np.sqrt(widths)[:, None]
         if a != "relu":
             scaled = scaled / np.sqrt(np.log(widths))[:, None]
-        line, = ax.plot(widths, scaled.mean(axis=-1), "o-", ms=4, label=a)
+        line, = ax.plot(widths, scaled.mean(axis=-1), "o-", ms=3, label=a)
         th = result["theory_norm"][i] * np.sqrt(widths)
         ax.plot(widths, th / (np.sqrt(np.log(widths)) if a != "relu" else 1.0), "--",
                 color=line.get_color(), lw=1)
     ax.axvline(widths[big][0], color="k", ls=":", lw=0.8)
+    ax.plot([], [], "k--", lw=1, label="theory")
+    ax.plot([], [], "k:", lw=0.8, label="start of the fits")
     ax.set(xscale="log", xlabel="width m",
-           ylabel="||H|| sqrt(m) / sqrt(log m)   (relu: ||H|| sqrt(m))",
-           title="Rescaled norm (dashed: theory; dotted: start of the fits)")
-    ax.legend(fontsize=8)
-    ax = axes[1, 0]
+           ylabel=r"$\|H\| \sqrt{m / \log m}$  (relu: $\|H\| \sqrt{m}$)")
+    style.title(ax, "rescaled norm")
+    style.legend(ax)
+    ax = axes[2]
     for i, a in enumerate(acts):
-        line, = ax.plot(widths, result["grad_norm"][i].mean(axis=-1), "o-", ms=4,
-                        label=f"||grad f||, {a}")
+        line, = ax.plot(widths, result["grad_norm"][i].mean(axis=-1), "o-", ms=3,
+                        label=rf"$\|\nabla f\|$, {a}")
         ax.axhline(result["theory_grad_norm"][i], color=line.get_color(), ls=":", lw=1)
-        ax.plot(widths, result["frobenius"][i].mean(axis=-1), "s--", ms=3,
-                color=line.get_color(), label=f"||H||_F, {a}")
+        ax.plot(widths, result["frobenius"][i].mean(axis=-1), "s--", ms=2.5,
+                color=line.get_color(), label=rf"$\|H\|_F$, {a}")
         ax.axhline(result["theory_frobenius"][i], color=line.get_color(), ls="-.", lw=0.8)
-    ax.set(xscale="log", xlabel="width m", ylabel="norm",
-           title="Gradient and Frobenius norms stay O(1) (lines: infinite-width limits)")
-    ax.legend(fontsize=7)
-    ax = axes[1, 1]
+    ax.set(xscale="log", xlabel="width m", ylabel="norm")
+    ax.margins(y=0.4)
+    style.title(ax, "gradient and Frobenius norms stay O(1) (lines: infinite width)")
+    style.legend(ax, ncol=3, loc="lower center")
+    ax = axes[3]
     dw = result["deep_widths"]
     predicted = float(result["predicted_exponent"])
     for i, a in enumerate(str(a) for a in result["deep_activations"]):
         slope = nums[f"slope_minus_theory_three_layer_{a}"] + predicted
-        line, = ax.plot(dw, result["deep_norm"][i].mean(axis=-1), "o-", ms=4,
-                        label=f"||H||, {a}: slope {slope:.3f}")
-        ax.plot(dw, result["deep_grad_norm"][i].mean(axis=-1), "s--", ms=4,
-                color=line.get_color(), label=f"||grad f||, {a}")
+        line, = ax.plot(dw, result["deep_norm"][i].mean(axis=-1), "o-", ms=3,
+                        label=rf"$\|H\|$, {a}: slope {slope:.3f}")
+        ax.plot(dw, result["deep_grad_norm"][i].mean(axis=-1), "s--", ms=3,
+                color=line.get_color(), label=rf"$\|\nabla f\|$, {a}")
     ref = result["deep_norm"][:, 0].mean() * (dw / dw[0]) ** predicted
     ax.plot(dw, ref, "k:", label=f"theory: m^({predicted:g})")
-    ax.set(xscale="log", yscale="log", xlabel="width m",
-           title="Three layers (Lanczos on exact HVPs)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set(xscale="log", yscale="log", xlabel="width m")
+    style.title(ax, "three layers (Lanczos on exact HVPs)")
+    style.legend(ax)
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: the larger of the widest two-layer run (closed form) and the widest deep run
+    (Lanczos), as each run checks itself (:func:`ntkdyn.numerics.memory.estimate_bytes` plus
+    one Gaussian buffer), plus every run's bookkeeping."""
+    d, B = config["d"], fp.FLOAT64_BYTES
+    m2, m3 = max(config["widths"]), max(config["deep_widths"])
+    two = fp.estimate_bytes([d, m2, 1]) + B * d * m2
+    deep = fp.estimate_bytes([d, m3, m3, 1], "lanczos") + B * d * m3
+    runs = (len(config["activations"]) * len(config["widths"]) * config["seeds"]
+            + len(config["deep_activations"]) * len(config["deep_widths"])
+            * config["deep_seeds"])
+    return max(two, deep) + runs * fp.RUN_OVERHEAD_BYTES
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"deep_widths": ct.ListOf(ct.positive_int()),
+                  "deep_activations": ct.COMMON["activations"],
+                  "deep_seeds": ct.positive_int(), "deep_fit_from": ct.positive_int(),
+                  "lanczos_tol": ct.positive_float()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
     runs=runs, run=run, combine=combine)

@@ -40,6 +40,9 @@ from ..numerics.linearised import (damped_gauss_newton, damped_gauss_newton_step
                                    iterative_linearised_training, spectral_filter_step)
 from ..numerics.tasks import data_entries, scalar_problem
 from ..theory.kernel_regime import spectral_filter
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import (Control, Experiment, agreement, around, at_least, at_most, interval,
                          is_true, observation)
 
@@ -224,45 +227,58 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = style.panels(3, height=3.2)
     it = np.arange(result["gn_loss"].shape[1])
     ax = axes[0]
     for a, (lam, K) in enumerate(zip(result["dampings"], result["periods"])):
-        line, = ax.plot(it, result["gn_loss"][a], "o-", ms=4,
+        line, = ax.plot(it, result["gn_loss"][a], "o-", ms=3,
                         label=f"damped GN, $\\lambda$ = {lam:.3g}")
-        ax.plot(it, result["il_loss"][a], "x--", color=line.get_color(), ms=6,
+        ax.plot(it, result["il_loss"][a], "x--", color=line.get_color(), ms=4,
                 label=f"IL, K = {K} (step j K)")
-        ax.scatter([1, 1], result["predicted_first_loss"][a], marker="_", s=200,
+        ax.scatter([1, 1], result["predicted_first_loss"][a], marker="_", s=150,
                    color=line.get_color())
-    ax.set(yscale="log", xlabel="outer iteration j", ylabel="training MSE",
-           title="training loss at matched outer iterations\n(bars: linear-model theory, j = 1)")
-    ax.legend(fontsize=7)
+    ax.scatter([], [], marker="_", s=150, color="k", label="linear-model theory, j = 1")
+    ax.set(yscale="log", xlabel="outer iteration j", ylabel="training MSE")
+    style.integer_ticks(ax, "x")
+    style.title(ax, "training loss at matched outer iterations")
+    style.figure_legend(fig, axes=[ax], ncol=3)
     ax = axes[1]
     lam = result["dampings"]
     ax.plot(lam, result["gn_test_loss"][:, -1], "o-", label="damped Gauss-Newton")
     ax.plot(lam, result["il_test_loss"][:, -1], "x--", label="iterative linearisation")
     ax.set(xscale="log", xlabel=r"damping $\lambda = 1/(\mathrm{lr}\,K)$",
-           ylabel="test MSE after the last iteration", title="generalisation vs damping")
-    ax.legend(fontsize=7)
+           ylabel="test MSE after the last iteration")
+    style.title(ax, "generalisation vs damping")
+    style.legend(ax, loc="lower right")
     ax = axes[2]
-    for kind, style in (("gn", "o-"), ("il", "x--")):
+    for kind, fmt in (("gn", "o-"), ("il", "x--")):
         drop = result[f"{kind}_loss"][:, 0] - result[f"{kind}_loss"][:, -1]
-        ax.plot(lam, result[f"{kind}_kernel_change"][:, -1] / drop, style,
+        ax.plot(lam, result[f"{kind}_kernel_change"][:, -1] / drop, fmt,
                 label={"gn": "damped Gauss-Newton", "il": "iterative linearisation"}[kind])
     ax.set(xscale="log", xlabel=r"damping $\lambda$",
-           ylabel=r"$\|K_T - K_0\|_F / \|K_0\|_F$ per unit loss decrease",
-           title="feature learning vs damping")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+           ylabel=r"$\|K_T - K_0\|_F / \|K_0\|_F$ per unit loss drop")
+    style.title(ax, "feature learning vs damping")
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: training on the train and test inputs, the parameter snapshots of both
+    methods at every outer iteration, and the Gauss-Newton Gram matrix with its
+    eigendecomposition."""
+    n, nt = config["n_train"], config["n_test"]
+    widths = fp.mlp_widths(config, depth=2, outputs=1)
+    snapshots = 2 * (config["iterations"] + 1) * (fp.parameter_count(widths) + sum(widths))
+    return (fp.network_bytes(widths, n + nt) + fp.FLOAT64_BYTES * snapshots
+            + fp.empirical_ntk_bytes(widths, n, heads="full") + fp.gram_bytes(n, count=4))
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"dampings": ct.ListOf(ct.positive_float()), "iterations": ct.positive_int()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
     regimes={"weak damping": "the linear-model theory of the first iteration holds while "
                              f"lr K <= {LINEAR_BLOCK}; beyond, its targets state the "

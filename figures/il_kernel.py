@@ -41,6 +41,9 @@ from ..numerics.kernels import empirical_ntk, relative_change
 from ..numerics.linearised import iterative_linearised_training
 from ..numerics.tasks import data_entries, scalar_problem
 from ..theory.kernel_regime import FrozenKernelRegime
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import (Control, Experiment, agreement, at_least, at_most, identity, interval,
                          observation)
 
@@ -254,31 +257,33 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+    fig, axes = style.panels(4, ncols=2)
     K, lr = int(result["period"]), float(result["lr"])
     ax = axes[0]
-    ax.plot(result["il_record_steps"], result["il_kernel_change"], ".-", ms=3,
-            label=f"iterative linearisation, K = {K}")
-    ax.plot(result["gd_record_steps"], result["gd_kernel_change"], label="gradient descent (K = 1)")
+    ax.plot(result["il_record_steps"], result["il_kernel_change"], ".-", ms=2,
+            label=f"iterative lin., K = {K}")
+    ax.plot(result["gd_record_steps"], result["gd_kernel_change"], label="GD (K = 1)")
     for s in result["il_relinearisation_steps"][1:]:
         ax.axvline(s, color="0.85", lw=0.6, zorder=0)
-    ax.set(xlabel="step", ylabel=r"$\|K_t - K_0\|_F / \|K_0\|_F$",
-           title="eNTK change: constant inside blocks, jumps at updates")
-    ax.legend(fontsize=7)
+    ax.set(xlabel="step", ylabel=r"$\|K_t - K_0\|_F / \|K_0\|_F$")
+    style.time_axis(ax, result["gd_record_steps"])
+    style.title(ax, "eNTK change: flat in blocks, jumps at updates")
+    style.legend(ax)
     ax = axes[1]
     s = np.arange(len(result["il_train_loss"]))
-    ax.plot(s, result["il_train_loss"], lw=0.8, label=f"training loss, K = {K}")
-    ax.plot(s, result["gd_train_loss"], lw=0.8, label="gradient descent")
+    ax.plot(s, result["il_train_loss"], lw=0.8, label=f"iterative lin., K = {K}")
+    ax.plot(s, result["gd_train_loss"], lw=0.8, label=f"GD (K = 1), lr = {lr:g}")
     relin = result["il_relinearisation_steps"][1:]
     ax.scatter(relin, result["il_loss_before_update"], s=10, marker="v", color="C2",
-               label="linear model just before update")
+               label="linear model before update")
     ax.scatter(relin, result["il_loss_after_update"], s=10, marker="^", color="C3",
-               label="network just after update")
-    ax.set(yscale="log", xlabel="step", ylabel="training MSE", title=f"loss jumps (lr = {lr:g})")
-    ax.legend(fontsize=7)
+               label="network after update")
+    ax.set(yscale="log", xlabel="step", ylabel="training MSE")
+    style.time_axis(ax, s)
+    style.title(ax, "loss jumps at updates")
+    style.legend(ax)
     ax = axes[2]
     lrK = result["lrs"][:, None] * result["periods"][None, :]
     jumps = result["grid_first_jump"]
@@ -293,10 +298,10 @@ def plot(result):
         c = np.exp(np.mean(np.log(jumps[use]) - slope * np.log(lrK[use])))
         ax.plot(x, c * x ** slope, "k--", lw=0.8, label=f"fit: slope {slope:.2f}")
         ax.plot(x, c * x[0] ** slope * (x / x[0]) ** 2, "k:", lw=0.8,
-                label="second order: slope 2 (heuristic)")
-    ax.set(xscale="log", yscale="log", xlabel="lr x K",
-           ylabel="relative loss jump at the first update", title="spike size vs lr x K")
-    ax.legend(fontsize=7)
+                label="slope 2 (second order)")
+    ax.set(xscale="log", yscale="log", xlabel="lr x K", ylabel="relative loss jump, 1st update")
+    style.title(ax, "spike size vs lr x K")
+    style.legend(ax, loc="upper left")
     ax = axes[3]
     ratio = result["grid_test_loss"] / result["grid_test_loss"][:, :1]
     im = ax.imshow(ratio, cmap="viridis", aspect="auto", origin="lower")
@@ -304,17 +309,33 @@ def plot(result):
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(result["lrs"])), [f"{r:g}" for r in result["lrs"]])
     for (a, b), v in np.ndenumerate(ratio):
-        ax.text(b, a, f"{v:.2f}", ha="center", va="center", color="w", fontsize=8)
-    ax.set(xlabel="period K", ylabel="learning rate",
-           title="test loss / GD's (same lr and steps)")
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
+        ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=style.FONT_PT,
+                color="w" if v < ratio.min() + 0.6 * np.ptp(ratio) else "k")
+    ax.set(xlabel="period K", ylabel="learning rate")
+    style.title(ax, "test loss / GD's (same lr, steps)")
+    fig.colorbar(im, ax=ax, shrink=0.9)
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: linearised training on the train and test inputs, the probe kernels recorded
+    along IL and gradient descent (kept twice: list and array) and the initial NTK."""
+    n, nt = config["n_train"], config["n_test"]
+    widths = fp.mlp_widths(config, depth=2, outputs=1)
+    records = config["steps"] // config["kernel_every"] + 2
+    probe = min(config["probe"], n)
+    return (max(fp.network_bytes(widths, n + nt), fp.empirical_ntk_bytes(widths, n))
+            + fp.gram_bytes(probe, count=3 * records) + fp.gram_bytes(n, count=2))
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"period": ct.positive_int(), "probe": ct.positive_int(),
+                  "kernel_every": ct.positive_int(),
+                  "periods": ct.ListOf(ct.non_negative_int()),  # 0: never (K = inf)
+                  "grid_steps": ct.positive_int()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
     regimes={
         "first loss jump": "the (lr K)^2 of a second-order remainder holds only while "

@@ -33,6 +33,8 @@ from ..base.fitting import loglog_slope
 from ..numerics.laziness import LINEARITY_VARIANTS, linearity_network, measure_laziness
 from ..numerics.synthetic import sphere_tanh_teacher
 from ..theory import linearity as lin
+from . import config_types as ct
+from . import style
 from .experiment import (Control, Experiment, agreement, around, at_least, at_most, interval,
                          is_true, observation)
 
@@ -281,20 +283,19 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     widths, variants = result["widths"], [str(v) for v in result["variants"]]
     nums = measure(result)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, axes = style.panels(2, height=3.4)
     ax = axes[0]
     for i, v in enumerate(variants):
         kc = result["kernel_change"][i]
         slope = nums[f"slope_minus_theory_{v}"] + float(result["predicted_exponent"][i])
-        line = ax.errorbar(widths, kc.mean(axis=-1), yerr=kc.std(axis=-1), marker="o", capsize=3,
+        line = ax.errorbar(widths, kc.mean(axis=-1), yerr=kc.std(axis=-1), marker="o", ms=3,
                            label=f"{v}: slope {slope:.2f}")
         color = line[0].get_color()
-        ax.scatter(np.repeat(widths, kc.shape[-1]), kc.ravel(), s=6, alpha=0.35, color=color)
+        ax.scatter(np.repeat(widths, kc.shape[-1]), kc.ravel(), s=4, alpha=0.35, color=color)
         if v.startswith("linear"):
             ax.plot(widths, result["bound"][i].mean(axis=-1), ":", color=color, lw=1)
         elif v.startswith("output"):
@@ -305,23 +306,26 @@ def plot(result):
     ax.plot(widths, lin0 * (widths / widths[0]) ** rate, "k--", lw=0.8, label=f"m^({rate:g})")
     ax.plot([], [], "k:", lw=1, label="Hessian-norm bound (linear outputs)")
     ax.plot([], [], "k--", lw=1, label="tanh-output prediction")
-    ax.set(xscale="log", yscale="log", xlabel="width m", ylabel=r"$\|K_T - K_0\|_F / \|K_0\|_F$",
-           title=f"NTK change after training to {float(result['fraction']):g} of the initial loss")
-    ax.legend(fontsize=7)
+    ax.set(xscale="log", yscale="log", xlabel="width m", ylabel=r"$\|K_T - K_0\|_F / \|K_0\|_F$")
+    style.title(ax, "NTK change after training")
+    style.figure_legend(fig, axes=[ax], ncol=3)
     ax = axes[1]
     for i, v in enumerate(variants):
         curve = result["losses"][i, -1, 0, :int(result["steps"][i, -1, 0]) + 1]
         ax.plot(np.arange(curve.size), curve, label=f"{v}, m = {widths[-1]}")
-    ax.axhline(float(result["fraction"]), color="k", ls=":", lw=0.8)
-    ax.set(yscale="log", xlabel="gradient-descent step", ylabel="loss / initial loss",
-           title="Gradient descent converges in every case")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.axhline(float(result["fraction"]), color="k", ls=":", lw=0.8,
+               label=f"stop: {float(result['fraction']):g} of the initial loss")
+    ax.set(yscale="log", xlabel="gradient-descent step", ylabel="loss / initial loss")
+    style.time_axis(ax, [0, max(int(result["steps"][i, -1, 0]) for i in range(len(variants)))])
+    style.title(ax, "gradient descent converges in every case")
+    style.legend(ax)
     return fig
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    config_types={"variants": ct.ListOf(ct.Choice(VARIANTS), distinct=True),
+                  "bottleneck": ct.positive_int()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS, regimes=REGIMES,
     runs=runs, run=run, combine=combine)

@@ -35,6 +35,8 @@ from ..numerics.networks import MLP
 from ..numerics.richness import CenteredModel
 from ..numerics.training import gradient_descent, record_schedule
 from ..theory.two_layer_alignment import bilinear_form, complement_bilinear_form, kernel_split_rates
+from . import footprint as fp
+from . import style
 from .experiment import (Control, Experiment, agreement, at_least, at_most, is_true, observation,
                          replaced)
 
@@ -251,10 +253,10 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 4, figsize=(20, 8))
+    fig, axes = style.panels(8, ncols=4, height=4.6)
+    axes = np.array(axes).reshape(2, 4)
     t = result["record_times"]
     labels = [r"$B_V(y)$", r"$B_V(z \perp y)$", r"$B_W(y)$", r"$B_W(z \perp y)$"]
     colors = ["C0", "C1", "C2", "C3"]
@@ -263,48 +265,64 @@ def plot(result):
         ax = axes[a, 0]
         f = result["forms"][a]
         for j in range(4):
-            ax.plot(t[1:], (f[:, 1:, j] - f[:, :1, j]).mean(axis=0), "o-", ms=3,
-                    color=colors[j], label=f"GD {labels[j]}")
+            ax.plot(t[1:], (f[:, 1:, j] - f[:, :1, j]).mean(axis=0), "o-", ms=2,
+                    color=colors[j], label=labels[j])
             ax.plot(t[1:], th[a, :, j].mean() * t[1:], ":", color=colors[j])
-        ax.set(xscale="log", yscale="symlog", xlabel="t = lr x steps", ylabel="B(t) - B(0)",
-               title=f"{task} labels: growth (dotted: first order)")
-        ax.legend(fontsize=7)
+        top = float(np.max(np.abs(f[:, 1:] - f[:, :1]))) or 1.0
+        ax.set_yscale("symlog", linthresh=1e-3 * top)
+        ax.set(xscale="log", xlabel="t = lr x steps", ylabel="B(t) - B(0)")
+        style.title(ax, f"{task} labels: growth")
         ax = axes[a, 1]
         dev = NUMBERS[f"rate_fd_over_theory_dev_{task}"].target.high
         for j in range(4):
-            ax.scatter(th[a, :, j], fd[a, :, j], color=colors[j], label=labels[j])
+            ax.scatter(th[a, :, j], fd[a, :, j], s=8, color=colors[j])
         lim = np.max(np.abs(th[a]))
-        ax.plot([-lim, lim], [-lim, lim], "k-", lw=0.8,
-                label=f"theory, target |ratio - 1| <= {dev:g}")
-        ax.set(xlabel="exact dB/dt at t = 0", ylabel=f"GD, gamma t = {RATE_GAMMA_T:g}",
-               title=f"{task}: initial rates (one point per seed)")
-        ax.legend(fontsize=7)
+        ax.plot([-lim, lim], [-lim, lim], "k-", lw=0.8, label=f"|ratio - 1| <= {dev:g}")
+        ax.set(xlabel="exact dB/dt at t = 0", ylabel=fr"GD at $\gamma t$ = {RATE_GAMMA_T:g}")
+        style.sci_axis(ax)
+        style.title(ax, f"{task}: initial rates")
+        style.legend(ax, loc="upper left", handlelength=1, title="target")
         ax = axes[a, 2]
         an_th, an_fd = anisotropies(th[a]), anisotropies(fd[a])
         for j, part in enumerate(("V", "W")):
-            ax.scatter(an_th[:, j], an_fd[:, j], color=colors[2 * j],
-                       label=f"K_{part}: theory {np.mean(an_th[:, j]):.3g} (mean)")
+            ax.scatter(an_th[:, j], an_fd[:, j], s=8, color=colors[2 * j],
+                       label=f"$K_{part}$: theory {np.mean(an_th[:, j]):.3g}")
         lim = np.max(np.abs(an_th))
         ax.plot([-lim, lim], [-lim, lim], "k-", lw=0.8)
-        ax.set(xscale="symlog", yscale="symlog", xlabel="theory dB(y)/dB_perp at t = 0",
-               ylabel="GD", title=f"{task}: rate anisotropy")
-        ax.legend(fontsize=7)
+        ax.set(xscale="symlog", yscale="symlog", xlabel=r"theory $dB(y) / dB_\perp$ (t = 0)",
+               ylabel="GD")
+        style.title(ax, f"{task}: rate anisotropy")
+        style.legend(ax, loc="upper left", handlelength=1, title="mean")
         ax = axes[a, 3]
         g = growth(result)[a]
         ax.bar(np.arange(2) - 0.2, [np.median(g[:, 0] / g[:, 1]), np.median(g[:, 2] / g[:, 3])],
-               0.4, label="GD trained: growth(y)/growth(perp), median over seeds")
-        ax.bar(np.arange(2) + 0.2, np.abs(np.median(an_th, axis=0)), 0.4,
-               label="theory: |dB(y)/dB_perp| at t = 0, median over seeds")
+               0.4, color="C4", label="GD, trained")
+        ax.bar(np.arange(2) + 0.2, np.abs(np.median(an_th, axis=0)), 0.4, color="C5",
+               label="theory, t = 0")
         ax.axhline(1.0, color="k", lw=0.8)
-        ax.set(xticks=[0, 1], xticklabels=["K_V", "K_W"], yscale="log",
-               title=f"{task}: anisotropy after training (t = {t[-1]:g})")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.set(xticks=[0, 1], xticklabels=["$K_V$", "$K_W$"], yscale="log",
+               ylabel=r"growth(y) / growth($\perp$)")
+        style.title(ax, f"{task}: after training")
+    handles, names = style.handles_labels(axes[0, 0], axes[0, 3])
+    handles.append(style.proxy(color="k", ls=":"))
+    names.append("first order (exact rate x t)")
+    style.figure_legend(fig, handles=handles, labels=names, ncol=4,
+                        title=f"medians over seeds; trained to t = {t[-1]:g}")
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: training with a parameter snapshot at every record and the bilinear forms'
+    kernels ``(n, n)``."""
+    widths = fp.mlp_widths(config, depth=2, outputs=1)
+    snapshots = (config["num_records"] + 2) * (fp.parameter_count(widths) + sum(widths))
+    return (fp.network_bytes(widths, fp.num_inputs(config)) + fp.FLOAT64_BYTES * snapshots
+            + fp.gram_bytes(config["n_train"], count=8))
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
     numbers=NUMBERS, measure=measure, plot=plot, controls=CONTROLS, regimes=REGIMES,
     runs=runs, run=run, combine=combine)

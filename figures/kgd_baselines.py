@@ -44,6 +44,9 @@ from ..numerics.richness import CenteredModel
 from ..numerics.training import gradient_descent, record_schedule
 from ..theory.kernel_regime import (FrozenKernelRegime, rescaled_kernel_time,
                                     rescaled_kernel_time_inverse, time_to_loss, train_loss_curve)
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import (Control, Experiment, agreement, at_least, at_most, identity, interval,
                          is_true, observation)
 
@@ -367,77 +370,98 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     tol = NUMBERS["early_loss_rel_dev"].target.high
     numbers = measure(result)
     gammas = result["gammas"]
-    fig, axes = plt.subplots(2, 4, figsize=(20, 8.5))
+    fig, gs = style.grid(3, 4, height=5.6)
     t, tc, tr = result["times"], result["curve_times"], result["record_times"]
     labels = {"kgd_init": "KGD on $K_0$ (theory)", "akgd_fro": r"aKGD, $\|K_t\|_F$",
               "akgd_trace": r"aKGD, Tr $K_t$", "kgd_final": "KGD on $K_T$"}
-    styles = {"kgd_init": "k--", "akgd_fro": "C1-.", "akgd_trace": "C2:", "kgd_final": "C3--"}
-    for g, suffix in ((0, ""), (1, "_rich")):
+    styles = {"kgd_init": ("k", "--"), "akgd_fro": ("C1", "-."), "akgd_trace": ("C2", ":"),
+              "kgd_final": ("C3", "--")}
+    first, notes = None, []
+    for g in (0, 1):
         v = gamma_view(result, g)
         tag = f"gamma = {gammas[g]:g}"
-        ax = axes[g, 0]
-        ax.loglog(t[1:], v["losses"][0, 1:], "C0", lw=2, label=f"network, {tag}")
+        ax = fig.add_subplot(gs[g, 0])
+        first = first or ax
+        ax.loglog(t[1:], v["losses"][0, 1:], color="C0", lw=1.8, label="network")
         for b in BASELINES:
-            ax.loglog(tc[1:], v[f"loss_{b}"][0, 1:], styles[b], label=labels[b])
-        ax.set(xlabel="t = lr * step", ylabel="train loss", title=f"loss, {tag} (seed 0)")
-        ax.legend(fontsize=8)
-        for ax, key, name in ((axes[g, 1], "alignment_uncentered", "uncentred A(K, y)"),
-                              (axes[g, 2], "alignment_centered", "centred A_c(K, y)")):
+            color, ls = styles[b]
+            ax.loglog(tc[1:], v[f"loss_{b}"][0, 1:], color=color, ls=ls, label=labels[b])
+        ax.set(xlabel="t = lr * step", ylabel=f"train loss, {tag}")
+        style.title(ax, "loss (seed 0)")
+        for col, key, name in ((1, "alignment_uncentered", "uncentred"),
+                               (2, "alignment_centered", "centred")):
+            ax = fig.add_subplot(gs[g, col])
             for s, a in enumerate(v[key]):
-                ax.semilogx(tr[1:], a[1:], color="C0", alpha=1 if s == 0 else 0.4,
-                            label=f"network: gain {a[-1] - a[0]:.3f}" if s == 0 else None)
-            ax.axhline(v[key][0, 0], color="k", ls="--", label="KGD and aKGD on $K_0$")
-            ax.axhline(v[key][0, -1], color="C3", ls="--", label="KGD on $K_T$")
-            ax.set(xlabel="t", ylabel=name, title=f"{name}, {tag}")
-            ax.legend(fontsize=8)
-        ax = axes[g, 3]
+                ax.semilogx(tr[1:], a[1:], color="C0", alpha=1 if s == 0 else 0.4)
+            ax.axhline(v[key][0, 0], color="k", ls="--")
+            ax.axhline(v[key][0, -1], color="C3", ls="--")
+            ax.set(xlabel="t", ylabel="A(K, y)" if key.endswith("uncentered") else "A_c(K, y)")
+            style.title(ax, f"{name} alignment")
+            notes.append(f"{tag}: {name} gain {v[key][0, -1] - v[key][0, 0]:.3f}")
+        ax = fig.add_subplot(gs[g, 3])
         for s, f in enumerate(v["kernel_fro"]):
-            ax.semilogx(tr[1:], f[1:], color="C0", alpha=1 if s == 0 else 0.4,
-                        label=(f"network = aKGD($\\|K\\|_F$): x{f[-1] / f[0]:.3f}" if s == 0
-                               else None))
+            ax.semilogx(tr[1:], f[1:], color="C0", alpha=1 if s == 0 else 0.4)
         fro0 = v["kernel_fro"][0, 0]
         c_tr = v["kernel_trace"][0] / v["kernel_trace"][0, 0]
-        ax.semilogx(tr[1:], (fro0 * c_tr)[1:], "C2:", label="aKGD(Tr K)")
-        ax.axhline(fro0, color="k", ls="--", label="KGD on $K_0$")
+        ax.semilogx(tr[1:], (fro0 * c_tr)[1:], color="C2", ls=":")
+        ax.axhline(fro0, color="k", ls="--")
+        ax.set(xlabel="t", ylabel=r"$\|K\|_F$")
+        style.title(ax, r"kernel magnitude")
+        f = v["kernel_fro"][0]
+        notes.append(rf"{tag}: $\|K\|_F$ grows x{f[-1] / f[0]:.3f}")
         if g == 1:
             frac = numbers["akgd_fro_explained_fraction_rich"]
-            ax.plot([], [], " ", label=f"aKGD($\\|K\\|_F$) explains {frac:.2f} of the speed-up")
+            notes.append(f"{tag}: aKGD($\\|K\\|_F$) explains {frac:.2f} of the speed-up")
         else:
             dev = numbers["akgd_fro_time_over_net_dev"]
-            ax.plot([], [], " ", label=f"|t_aKGD / t_net - 1| = {dev:.3f}")
-        ax.set(xlabel="t", ylabel=r"$\|K\|_F$", title=f"kernel magnitude, {tag}")
-        ax.legend(fontsize=8)
-    # the early agreement, on the first loss panel's inset axis
-    ax = axes[0, 0].inset_axes([0.08, 0.08, 0.42, 0.35])
+            notes.append(f"{tag}: |t_aKGD / t_net - 1| = {dev:.3f}")
+    # the early agreement
+    ax = fig.add_subplot(gs[2, 0])
     v = gamma_view(result, 0)
     early = tc <= 4 * float(result["early_time"])
     cs = result["curve_steps"][early]
     dev = np.abs(v["losses"][0, cs] / v["loss_kgd_init"][0, early] - 1)
-    ax.semilogy(tc[early][1:], dev[1:], "C0",
-                label=f"max {numbers['early_loss_rel_dev']:.2g} (t <= early_time)")
+    ax.semilogy(tc[early][1:], dev[1:], color="C0",
+                label=f"network vs KGD($K_0$): max {numbers['early_loss_rel_dev']:.2g}")
     wrong = gamma_view(CONTROLS[0].apply(result, {}), 0)
     ax.semilogy(tc[early][1:], np.abs(v["losses"][0, cs] / wrong["loss_kgd_init"][0, early]
-                                      - 1)[1:], "C1-.", label="control 1.05 K_0")
+                                      - 1)[1:], color="C1", ls="-.",
+                label="control: KGD on 1.05 $K_0$")
     ax.axhline(tol, color="grey", lw=1, label=f"tolerance {tol:g}")
-    ax.axvline(float(result["early_time"]), color="grey", ls=":")
-    ax.set_title("|L_net / L_KGD(K_0) - 1|", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6)
-    fig.suptitle(f"{NAME}: network vs kernel gradient descent baselines "
-                 f"({result['data_name']}, {result['data_classes']})")
-    fig.tight_layout()
+    ax.axvline(float(result["early_time"]), color="grey", ls=":", label="early time")
+    ax.set(xlabel="t", ylabel="|L / L_KGD - 1|")
+    style.time_axis(ax, tc[early])
+    style.title(ax, f"early time, gamma = {gammas[0]:g}")
+    handles, names = style.handles_labels(first, ax)
+    handles.append(style.proxy(color="C0", alpha=0.4))
+    names.append("network, other seeds")
+    handles += [style.proxy(ls="")] * len(notes)
+    names += notes
+    style.legend_panel(fig.add_subplot(gs[2, 1:]), handles, names, ncol=2, handlelength=1.6,
+                       title=f"{result['data_name']}, classes {result['data_classes']}")
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: training with the kernel traced (first, last, current), the eigenvalues of
+    ``K_0`` and kernel gradient descent on it, plus the two kernels every run keeps."""
+    n = config["n_train"]
+    widths = fp.mlp_widths(config, depth=2, outputs=1)
+    runs = config["seeds"] * len(config["gammas"])
+    return (fp.network_bytes(widths, fp.num_inputs(config)) + fp.gram_bytes(n, count=8)
+            + runs * (fp.gram_bytes(n, count=4) + fp.RUN_OVERHEAD_BYTES))
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"early_time": ct.positive_float()},
     numbers=NUMBERS, measure=measure, plot=plot, controls=CONTROLS, regimes=REGIMES,
     runs=runs, run=run, combine=combine,
 )

@@ -38,8 +38,12 @@ from ..numerics.training import gradient_descent
 from ..theory.two_layer_alignment import (flow_second_order, gated_bilinear_forms,
                                           gated_growth_from_rest, mixture_growth_ratio_limit,
                                           own_class_growth_ratio, two_layer_ntk_terms)
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import (Control, Experiment, agreement, at_least, at_most, identity, is_true,
                          observation)
+from .progress import counter
 
 NAME = "mixture-specialization"
 DESCRIPTION = ("Gaussian mixture: K_W^cc grows ~2x faster along y_c than along y_d (small "
@@ -154,12 +158,14 @@ def compute(config, seed) -> dict:
     keys = ("B", "losses", "B0", "theory_ratio", "kv_ratio")
     out = {k: [] for k in keys}
     limits, split_err = [], 0.0
+    advance = counter(reps * len(variances) + 1, "run")
     for r, rep_seed in enumerate(mix.spawn(reps)):
         centres_seed, noise_seed, weight_seed = rep_seed.spawn(3)
         rows = {k: [] for k in keys}
         for v in variances:
             X, Y, centres = mixture_inputs(n, d, C, v, centres_seed, noise_seed)
             res = one_task(X, Y, config, weight_seed)
+            advance()
             for k in keys:
                 rows[k].append(res[k])
             if r == 0 and v == variances[0]:
@@ -172,6 +178,7 @@ def compute(config, seed) -> dict:
     ds = tasks.load_task(config, data_seed)
     Y_real = np.eye(ds.Y.shape[1])[ds.labels]
     real = one_task(ds.X, Y_real, config, weight_seed)
+    advance()
     result.update({f"real_{k}": np.asarray(real[k]) for k in keys})
     times = float(config["lr"]) * record_steps(int(config["steps"]))
     result.update(variances=variances, limit=np.array(limits), lr=np.array(float(config["lr"])),
@@ -303,34 +310,37 @@ REGIMES = {
 }
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     f = float(result["early_loss_fraction"])
     variances = result["variances"]
     R = ratios(result["B"])  # (replicates, variances, recorded steps)
     t = result["times"]
     early, final = early_and_final(result["B"], result["losses"], f)
     limit = float(np.mean(result["limit"]))
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    fig, axes = style.panels(4, ncols=2, height=5.8)
     ax = axes[0]
     for j, v in enumerate(variances):
-        ax.plot(t[1:], R[0, j, 1:], color=f"C{j}", label=fr"GD, $\sigma^2$ = {v:g}")
-        ax.axhline(result["theory_ratio"][0, j], color=f"C{j}", ls="--", lw=1,
-                   label=f"R_0 (initial weights) = {result['theory_ratio'][0, j]:.3f}")
+        ax.plot(t[1:], R[0, j, 1:], color=f"C{j}",
+                label=fr"$\sigma^2$ = {v:g}: $R_0$ = {result['theory_ratio'][0, j]:.3f}")
+        ax.axhline(result["theory_ratio"][0, j], color=f"C{j}", ls="--", lw=1)
     ax.axhline(limit, color="k", lw=1, label=f"small-sigma limit = {limit:.3f}")
-    ax.set(xscale="log", xlabel="t = lr x steps", ylabel="R(t)",
-           title="own-class over other-class growth of $K_W^{cc}$ (replicate 0)")
-    ax.legend(fontsize=7)
+    ax.plot([], [], color="0.4", label="GD")
+    ax.plot([], [], color="0.4", ls="--", label="$R_0$ from the initial weights")
+    ax.set(xscale="log", xlabel="t = lr x steps", ylabel="R(t)")
+    style.title(ax, "own- over other-class growth of $K_W^{cc}$ (replicate 0)")
+    style.figure_legend(fig, axes=[ax], ncol=3)
     ax = axes[1]
     x = np.asarray(variances)
-    ax.plot(x, result["theory_ratio"].mean(0), "k--o", label="theory R_0 (mean over replicates)")
+    ax.plot(x, result["theory_ratio"].mean(0), "k--o", ms=3,
+            label="theory $R_0$ (replicate mean)")
     for r in range(early.shape[0]):
-        ax.plot(x, early[r], "o", color="C0", ms=4, label="GD, early" if r == 0 else None)
-        ax.plot(x, final[r], "s", color="C3", ms=4, label="GD, final" if r == 0 else None)
-    ax.axhline(limit, color="k", lw=1, label=f"small-sigma limit = {limit:.3f}")
-    ax.set(xscale="log", xlabel=r"$\sigma^2$", ylabel="R", title=r"$\sigma^2$ dependence")
-    ax.legend(fontsize=7)
+        ax.plot(x, early[r], "o", color="C0", ms=3, label="GD, early" if r == 0 else None)
+        ax.plot(x, final[r], "s", color="C3", ms=3, label="GD, final" if r == 0 else None)
+    ax.axhline(limit, color="k", lw=1, label="small-sigma limit")
+    ax.set(xscale="log", xlabel=r"$\sigma^2$", ylabel="R")
+    style.title(ax, r"$\sigma^2$ dependence")
+    style.legend(ax, loc="upper left")
     ax = axes[2]
     B, B0 = result["B"][0, 0], result["B0"][0, 0]
     C = B.shape[-1]
@@ -338,26 +348,44 @@ def plot(result):
     ax.plot(t[1:], np.mean(np.diagonal(B, axis1=-2, axis2=-1), -1)[1:], color="C0",
             label=fr"GD, $z_c^T K_W^{{cc}} z_c$, $\sigma^2$ = {variances[0]:g}")
     ax.plot(t[1:], B[:, off].mean(-1)[1:], color="C1", label=r"GD, $z_d^T K_W^{cc} z_d$")
-    ax.plot(t[1:], np.mean(np.diag(B0)) * t[1:] ** 2, "C0--", label=r"theory $t^2 B_0$")
-    ax.plot(t[1:], B0[off].mean() * t[1:] ** 2, "C1--")
-    ax.set(xscale="log", yscale="log", xlabel="t", ylabel="form",
-           title="growth along own / other class (mean over c, d)")
-    ax.legend(fontsize=7)
+    ax.plot(t[1:], np.mean(np.diag(B0)) * t[1:] ** 2, "--", color="C0",
+            label=r"theory $t^2 B_0$")
+    ax.plot(t[1:], B0[off].mean() * t[1:] ** 2, "--", color="C1")
+    ax.set(xscale="log", yscale="log", xlabel="t", ylabel="form")
+    style.title(ax, "growth along own / other class (mean over c, d)")
+    style.legend(ax, loc="upper left")
     ax = axes[3]
     Rr = ratios(result["real_B"])
-    tr = t
-    ax.plot(tr[1:], Rr[1:], color="C2", label=f"GD, {result['data_name']}")
+    name = str(result["data_name"])
+    ax.plot(t[1:], Rr[1:], color="C2", label=f"GD, {name}")
     ax.axhline(float(result["real_theory_ratio"]), color="C2", ls="--",
-               label=f"R_0 = {float(result['real_theory_ratio']):.3f}")
+               label=f"$R_0$ = {float(result['real_theory_ratio']):.3f}")
     ax.axhline(1.0, color="k", lw=0.6, ls=":", label="isotropic (R = 1)")
-    ax.set(xscale="log", xlabel="t", ylabel="R(t)", title=f"{result['data_name']}, 10 classes")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set(xscale="log", xlabel="t", ylabel="R(t)")
+    style.title(ax, f"{name}, 10 classes")
+    style.legend(ax, loc="lower right")
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: training on the mixture (or the real set) with ``C`` outputs, the per-head
+    kernels of the split check and the second-order flow terms ``(n, n)``."""
+    C = config["components"]
+    n = max(config["n"], config["n_train"] + config["n_test"])
+    widths = [max(config["d"], fp.input_dim(config)), config["width"], max(C, 10)]
+    return fp.network_bytes(widths, n) + fp.gram_bytes(n, count=4 * widths[-1] + 8)
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"components": ct.Int(2), "early_loss_fraction": ct.open_fraction(),
+                  "variances": ct.ListOf(ct.positive_float(), min_len=2)},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS, regimes=REGIMES,
-    compute=compute)
+    compute=compute,
+    dims={"B": ("seed", "variance", "time", "head", "class"),
+          "losses": ("seed", "variance", "time"), "B0": ("seed", "variance", "head", "class"),
+          **dict.fromkeys(("theory_ratio", "kv_ratio"), ("seed", "variance")),
+          "limit": ("seed",), "real_B": ("time", "head", "class"), "real_losses": ("time",),
+          "real_B0": ("head", "class")})

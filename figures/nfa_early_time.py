@@ -40,6 +40,9 @@ from ..numerics.networks import MLP
 from ..numerics.tasks import DATA_KEYS, check_task, data_entries, load_task
 from ..numerics.training import gradient_descent, record_schedule
 from ..theory.nfa import EARLY_TIME_ERROR_ORDER, early_centered_nfc, relu_ptk_two_layer
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import Control, Experiment, agreement, around, at_least, at_most
 
 NAME = "nfa-early-time"
@@ -263,50 +266,73 @@ REGIMES = {
 }
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     scales, steps, pred, c = result["init_scales"], result["steps"], result["pred"], result["c"]
     S, n_hidden = pred.shape
-    fig, axes = plt.subplots(1, S + 2, figsize=(3.6 * (S + 2), 3.6))
+    fig, axes = style.panels(S + 3, ncols=3)
+    colors = style.sequential(n_hidden)
     for a, s in enumerate(scales):
         ax = axes[a]
-        for l in range(n_hidden):
-            line, = ax.plot(steps, c[a, :, l], label=f"layer {l + 1}")
-            ax.axhline(pred[a, l], color=line.get_color(), ls="--", lw=0.9)
+        for layer in range(n_hidden):
+            ax.plot(steps, c[a, :, layer], color=colors[layer], label=f"layer {layer + 1}")
+            ax.axhline(pred[a, layer], color=colors[layer], ls="--", lw=0.9)
         ax.axvline(int(result["small_step"]), color="0.6", lw=0.6)
-        ax.set(xscale="log", xlabel="GD step", ylabel="C-NFA",
-               title=f"init scale {s:g}: simulation (—), theory (--)")
-        ax.legend(fontsize=7)
+        ax.set(xscale="log", xlabel="GD step", ylabel="C-NFA")
+        style.title(ax, f"init scale {s:g}")
     ax = axes[S]
     err = _errors(result)
     for a, s in enumerate(scales):
-        ax.plot(steps, err[a].mean(axis=-1), marker="o", ms=3, label=f"init scale {s:g}")
+        ax.plot(steps, err[a].mean(axis=-1), marker="o", ms=2.5, label=f"init scale {s:g}")
     order = float(result["predicted_error_order"])
     ref = err[:, 0].mean() * (steps / steps[0]) ** order
     ax.plot(steps, ref, "k--", lw=0.8, label=rf"theory: $\propto t^{{{order:g}}}$")
     ax.set(xscale="log", yscale="log", xlabel="GD step",
-           ylabel="|sim - theory| / theory (mean over layers)", title="approach to t -> 0")
-    ax.legend(fontsize=7)
+           ylabel="|sim - theory| / theory\n(mean over layers)")
+    style.title(ax, "approach to t -> 0")
+    style.legend(ax)
     ax = axes[S + 1]
     small, _ = _early(result)
     for a, s in enumerate(scales):
-        ax.scatter(pred[a], c[a, small], label=f"deep, init scale {s:g}")
+        ax.scatter(pred[a], c[a, small], s=12, label=f"deep, init scale {s:g}")
     w_small = int(np.searchsorted(result["wide_steps"], result["small_step"]))
-    ax.scatter([result["wide_pred_arccos"]], [result["wide_c"][w_small]], marker="*", s=120,
+    ax.scatter([result["wide_pred_arccos"]], [result["wide_c"][w_small]], marker="*", s=80,
                color="k", label="two-layer, arc-cosine PTK")
     lo = min(pred.min(), float(result["wide_pred_arccos"])) - 0.02
     ax.plot([lo, 1], [lo, 1], "k-", lw=0.7)
     ax.set(xlabel="predicted C-NFA (t -> 0)",
-           ylabel=f"simulated C-NFA at step {int(result['small_step'])}",
-           title="theory vs simulation at small t")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+           ylabel=f"simulated C-NFA, step {int(result['small_step'])}")
+    style.title(ax, "theory vs GD at small t")
+    style.legend(ax)
+    handles, labels = style.handles_labels(axes[0])
+    handles += [style.proxy(color="k"), style.proxy(color="k", ls="--"),
+                style.proxy(color="0.6", lw=0.6)]
+    labels += ["simulation", "theory, t -> 0", "small step"]
+    style.legend_panel(axes[-1], handles, labels, ncol=2)
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: the larger of a deep run (training, PTK and hidden inputs per layer, the
+    NFA feature matrices) and the wide run, plus what every deep run keeps (``theta`` and the
+    hidden inputs, stacked by :func:`combine`)."""
+    n, L, m = config["n_train"], config["hidden_layers"], config["width"]
+    D, B = fp.input_dim(config), fp.FLOAT64_BYTES
+    deep = fp.mlp_widths(config, width=m, depth=L + 1, outputs=1)
+    wide = fp.mlp_widths(config, width=config["wide_width"], depth=2, outputs=1)
+    held = B * L * (n * n + n * m)
+    run = max(fp.network_bytes(deep, n) + 2 * held + 6 * B * max(D, m) ** 2,
+              fp.network_bytes(wide, n) + fp.gram_bytes(n, count=4) + 6 * B * D * D)
+    scales = len(config["init_scales"])
+    return run + 2 * scales * held + (scales + 1) * fp.RUN_OVERHEAD_BYTES
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"init_scales": ct.ListOf(ct.positive_float()), "small_step": ct.positive_int(),
+                  "wide_width": ct.positive_int(), "wide_lr": ct.positive_float(),
+                  "wide_steps": ct.positive_int()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS, regimes=REGIMES,
     runs=runs, run=run, combine=combine)

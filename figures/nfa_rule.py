@@ -40,6 +40,9 @@ from ..numerics.networks import MLP
 from ..numerics.rfm import RecursiveFeatureMachine
 from ..numerics.tasks import DATA_KEYS, check_task, data_entries, load_task
 from ..numerics.training import gradient_descent, record_schedule
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import Experiment, at_least, at_most, observation
 
 NAME = "nfa-rule"
@@ -222,43 +225,47 @@ def numbers(config) -> dict:
     return out
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     targets, steps = result["target_layers"], result["steps"]
     n_hidden = result["gd_uc"].shape[-1]
     layers = np.arange(1, n_hidden + 1)
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    fig, axes = style.panels(4, ncols=2)
     ax = axes[0]
     idx = np.arange(len(targets))
     x = targets + 1
     ax.plot(layers, result["gd_uc"][-1], "o:", color="C0", label="GD: UC-NFA")
     ax.plot(layers, result["gd_c"][-1], "s:", color="C2", label="GD: C-NFA")
-    ax.plot(x, result["rule_uc"][idx, -1, targets], "o-", color="C0", ms=8,
+    ax.plot(x, result["rule_uc"][idx, -1, targets], "o-", color="C0", ms=6,
             label="rule at that layer: UC-NFA")
-    ax.plot(x, result["rule_c"][idx, -1, targets], "s-", color="C2", ms=8,
+    ax.plot(x, result["rule_c"][idx, -1, targets], "s-", color="C2", ms=6,
             label="rule at that layer: C-NFA")
     ax.set(xlabel="layer (target of the rule)", ylabel=f"correlation at step {int(steps[-1])}",
-           ylim=(0, 1.02), xticks=layers, title="NFA at the target layer: GD vs rule")
-    ax.legend(fontsize=7)
+           ylim=(0, 1.02), xticks=layers)
+    style.title(ax, "NFA at the target layer: GD vs rule")
+    style.legend(ax, loc="lower left")
     ax = axes[1]
     for a, t in enumerate(targets):
         line, = ax.plot(steps, result["rule_uc"][a, :, t], label=f"rule at layer {t + 1}: UC")
         ax.plot(steps, result["gd_uc"][:, t], color=line.get_color(), ls=":",
                 label=f"GD, layer {t + 1}: UC")
         ax.plot(steps, result["rule_c"][a, :, t], color=line.get_color(), ls="--", lw=0.8)
+    ax.plot([], [], color="k", ls="--", lw=0.8, label="rule: C")
     ax.set(xscale="log", xlabel="GD step", ylabel="correlation at the target layer",
-           ylim=(0, 1.02), title="target layer: UC (—, GD ···), C (--)")
-    ax.legend(fontsize=7)
+           ylim=(0, 1.02))
+    style.title(ax, "target layer over training")
+    style.legend(ax, loc="lower left", ncol=2)
     ax = axes[2]
     width = 0.8 / (len(targets) + 1)
     ax.bar(layers - 0.4 + width / 2, result["gd_linear_probe"], width, label="GD")
     for a, t in enumerate(targets):
         ax.bar(layers - 0.4 + (a + 1.5) * width, result["rule_linear_probe"][a], width,
                label=f"rule at layer {t + 1}")
-    ax.set(xlabel="hidden representation of layer", ylabel="normalised test MSE",
-           title="linear probe on hidden features")
-    ax.legend(fontsize=7)
+    top = max(np.max(result["gd_linear_probe"]), np.max(result["rule_linear_probe"]))
+    ax.set(xlabel="hidden representation of layer", ylabel="normalised test MSE", xticks=layers,
+           ylim=(0, 1.3 * top))
+    style.title(ax, "linear probe on hidden features")
+    style.legend(ax, loc="upper center", ncol=len(targets) + 1)
     ax = axes[3]
     names = ["Laplace (M = I)", "NFM$_1$ of GD"]
     values = [float(result["rfm_identity_error"]), float(result["gd_kernel_probe"])]
@@ -268,14 +275,33 @@ def plot(result):
     names.append("RFM")
     values.append(float(result["rfm_test_error"]))
     ax.barh(np.arange(len(names)), values, color=["0.6", "C0"] + ["C1"] * len(targets) + ["C3"])
-    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
-    ax.set(xlabel="normalised test MSE", title="Laplace kernel probe on x -> F^{1/2} x")
-    fig.tight_layout()
+    ax.set_yticks(np.arange(len(names)), names)
+    ax.set(xlabel="normalised test MSE")
+    style.title(ax, r"Laplace kernel probe on $x \to F^{1/2} x$")
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: the larger of a training run (train and test passes, the NFA feature
+    matrices) and the RFM run (Laplace kernels ``(n, n)``, gradients ``(n, d)``), plus each
+    run's feature matrices."""
+    n, nt, L, m = config["n_train"], config["n_test"], config["hidden_layers"], config["width"]
+    widths = fp.mlp_widths(config, depth=L + 1)
+    D, B = widths[0], fp.FLOAT64_BYTES
+    gd = fp.network_bytes(widths, n + nt) + 6 * B * max(D, m) ** 2
+    rfm = (fp.gram_bytes(n, count=5) + fp.gram_bytes(nt, n, count=2) + 4 * B * (n + nt) * D
+           + 4 * B * D * D)
+    runs = len(config["target_layers"]) + 2
+    return max(gd, rfm) + runs * (2 * B * D * D + fp.RUN_OVERHEAD_BYTES)
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"speed": ct.positive_float(),
+                  "target_layers": ct.ListOf(ct.non_negative_int(), distinct=True),
+                  "rfm_iterations": ct.positive_int(), "bandwidth": ct.positive_float(),
+                  "ridge": ct.positive_float()},
     numbers=numbers, measure=measure, plot=plot,
     runs=runs, run=run, combine=combine)

@@ -32,6 +32,9 @@ from ..numerics.networks import MLP
 from ..numerics.tasks import DATA_KEYS, check_task, data_entries, load_task
 from ..numerics.training import gradient_descent, record_schedule
 from ..theory.nfa import early_centered_nfc
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import Control, Experiment, agreement, around, at_least, at_most, observation
 
 NAME = "nfa-training"
@@ -169,45 +172,57 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     name = str(result["data_name"])
     n_hidden = result["uc"].shape[-1]
-    fig, axes = plt.subplots(1, n_hidden + 2, figsize=(3.0 * (n_hidden + 2), 3.0), squeeze=False)
-    for row in axes:
-        t = result["steps"]
-        uc, c, change = result["uc"], result["c"], result["weight_change"]
-        for l in range(n_hidden):
-            ax = row[l]
-            for data, color, label in ((uc, "C0", "UC-NFA"), (c, "C2", "C-NFA")):
-                mean, std = data[..., l].mean(axis=0), data[..., l].std(axis=0)
-                ax.plot(t, mean, color=color, label=label)
-                ax.fill_between(t, mean - std, mean + std, color=color, alpha=0.25)
-            ax.axhline(result["uc_init"][:, l].mean(), color="C0", ls=":", lw=0.8,
-                       label="UC at init")
-            ax.axvline(int(result["early_step"]), color="0.6", lw=0.6)
-            ax.set(xscale="log", ylim=(0, 1.02), xlabel="GD step",
-                   title=f"{name}: layer {l + 1}")
-            if l == 0:
-                ax.set_ylabel("correlation")
-                ax.legend(fontsize=7, loc="lower left")
-        ax = row[n_hidden]
-        losses = result["losses"]
-        ax.plot(np.arange(1, losses.shape[1] + 1), losses.mean(axis=0), color="k")
-        ax.set(xscale="log", yscale="log", xlabel="GD step (+1)", title=f"{name}: training loss")
-        ax = row[n_hidden + 1]
-        for l in range(n_hidden):
-            ax.plot(t, change[..., l].mean(axis=0), label=f"layer {l + 1}")
-        ax.set(xscale="log", yscale="log", xlabel="GD step",
-               title=r"$\|W - W_0\|_F / \|W_0\|_F$")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig, axes = style.panels(n_hidden + 3, ncols=4)
+    t = result["steps"]
+    uc, c, change = result["uc"], result["c"], result["weight_change"]
+    for layer in range(n_hidden):
+        ax = axes[layer]
+        for data, color, label in ((uc, "C0", "UC-NFA (mean ± sd)"), (c, "C2", "C-NFA")):
+            mean, std = data[..., layer].mean(axis=0), data[..., layer].std(axis=0)
+            ax.plot(t, mean, color=color, label=label)
+            ax.fill_between(t, mean - std, mean + std, color=color, alpha=0.25)
+        ax.axhline(result["uc_init"][:, layer].mean(), color="C0", ls=":", lw=0.8,
+                   label="UC-NFA at init")
+        ax.axvline(int(result["early_step"]), color="0.6", lw=0.6, label="early step")
+        ax.set(xscale="log", ylim=(0, 1.02), xlabel="GD step")
+        style.title(ax, f"layer {layer + 1}")
+        if layer % 4 == 0:
+            ax.set_ylabel("correlation")
+    ax = axes[n_hidden]
+    losses = result["losses"]
+    ax.plot(np.arange(1, losses.shape[1] + 1), losses.mean(axis=0), color="k")
+    ax.set(xscale="log", yscale="log", xlabel="GD step (+1)")
+    style.title(ax, f"training loss ({name})")
+    ax = axes[n_hidden + 1]
+    colors = style.sequential(n_hidden)
+    for layer in range(n_hidden):
+        ax.plot(t, change[..., layer].mean(axis=0), color=colors[layer], label=f"layer {layer + 1}")
+    ax.set(xscale="log", yscale="log", xlabel="GD step")
+    style.title(ax, r"$\|W - W_0\|_F / \|W_0\|_F$")
+    style.legend_panel(axes[-1], *style.handles_labels(axes[0], ax))
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: one run's training, its PTK Gram matrices ``(k, k, n, n)`` and the
+    per-layer feature matrices of the NFA records, plus every replicate's records."""
+    n, L, m = config["n_train"], config["hidden_layers"], config["width"]
+    widths = fp.mlp_widths(config, depth=L + 1)
+    k, D = widths[-1], widths[0]
+    run = (fp.network_bytes(widths, n) + fp.gram_bytes(n, count=2 * k * k)
+           + 6 * fp.FLOAT64_BYTES * max(D, m) ** 2)
+    kept = fp.FLOAT64_BYTES * (4 * L * (config["num_records"] + 2) + config["steps"] + 1)
+    return run + config["seeds"] * (kept + fp.RUN_OVERHEAD_BYTES)
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"early_step": ct.positive_int()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
     runs=runs, run=run, combine=combine)

@@ -31,6 +31,9 @@ import numpy as np
 from ..theory.kernel_evolution import (FEATURE_TOY_ORDER, conserved_matrix, feature_toy_max_eta,
                                        feature_toy_rate, final_kernel, integrate,
                                        iterate_feature_toy, power_law_problem)
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import (Control, Experiment, agreement, around, at_least, at_most, identity,
                          is_true, observation)
 
@@ -297,54 +300,71 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     t, gammas, y = result["t"], result["gammas"], result["y"]
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
+    fig, axes = style.panels(4, ncols=2)
     ax = axes[0]
     for i, g in enumerate(gammas):
-        line, = ax.semilogy(t, result[f"loss_sim_g{i}"], lw=2, alpha=0.6,
-                            label=f"toy, gamma = {g:g}")
+        ax.semilogy(t, result[f"loss_sim_g{i}"], lw=1.8, alpha=0.6, label=f"toy, gamma = {g:g}")
         ax.semilogy(t, result[f"loss_theory_g{i}"], "k:", lw=1)
     ax.semilogy([], [], "k:", label="T1 flow, c = 2 gamma")
-    ax.axhline(float(result["loss_fraction"]) * result["loss_sim_g0"][0], color="gray", lw=0.6)
-    ax.set(xlabel="t = eta n", ylabel="loss 1/2 ||D||^2", title="loss", ylim=(1e-12, 1))
-    ax.legend(fontsize=7)
+    fraction = float(result["loss_fraction"])
+    ax.axhline(fraction * result["loss_sim_g0"][0], color="gray", lw=0.6,
+               label=f"loss fraction {fraction:g}")
+    ax.set(xlabel=r"t = $\eta$ n", ylabel=r"loss $\|D\|^2 / 2$", ylim=(1e-12, 1))
+    style.time_axis(ax, t)
+    style.title(ax, "loss")
+    style.legend(ax, loc="lower left")
     ax = axes[1]
     for i, g in enumerate(gammas):
         ax.plot(t, result[f"alignment_sim_g{i}"], label=f"toy, gamma = {g:g}")
     a_th = _alignments(result["kinf_theory"], y)
     for i, a in enumerate(a_th):
         ax.axhline(a, color=f"C{i}", ls=":", lw=1)
-    ax.plot([], [], "k:", label="A(K_0 + 2 gamma y y^T, y)")
-    ax.set(xscale="symlog", xlabel="t", ylabel="A(K, y)", title="alignment")
-    ax.legend(fontsize=7)
+    ax.plot([], [], "k:", label=r"A(K_0 + 2 gamma y y^T, y)")
+    ax.set(xlabel="t", ylabel="A(K, y)")
+    style.time_axis(ax, t, scale="symlog", linthresh=1.0)
+    style.title(ax, "alignment")
+    style.legend(ax, loc="lower right")
     ax = axes[2]
     s_sim, s_th = speedups(result, "sim"), speedups(result, "theory")
     ax.plot(gammas[1:], s_sim, "o-", label="toy")
     ax.plot(gammas[1:], s_th, "kx--", label="T1 flow")
-    ax.set(xlabel="gamma", ylabel="t_q(0) / t_q(gamma)",
-           title=f"speed-up to loss fraction {float(result['loss_fraction']):g}")
-    ax.legend(fontsize=7)
+    ax.set(xlabel="gamma", ylabel=r"$t_q(0) / t_q(\gamma)$")
+    style.title(ax, "speed-up to the loss fraction")
+    style.legend(ax)
     ax = axes[3]
     kth = result["kinf_theory"][-1]
-    ax.scatter(kth.ravel(), result["kinf_sim"][-1].ravel(), s=6,
+    ax.scatter(kth.ravel(), result["kinf_sim"][-1].ravel(), s=4,
                label=f"toy, eta = {result['etas'][1]:g}")
-    ax.scatter(kth.ravel(), result["kinf_sim_coarse_eta"].ravel(), s=6,
+    ax.scatter(kth.ravel(), result["kinf_sim_coarse_eta"].ravel(), s=4,
                label=f"toy, eta = {float(result['coarse_eta']):.3g} (coarse)")
     lims = [kth.min(), kth.max()]
     ax.plot(lims, lims, "k-", lw=0.8)
-    ax.set(xlabel="K_0 + 2 gamma y y^T", ylabel="K(t_max)",
-           title=f"final kernel, gamma = {gammas[-1]:g}")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set(xlabel=r"$K_0 + 2 \gamma y y^T$", ylabel=r"$K(t_{max})$")
+    style.title(ax, f"final kernel, gamma = {gammas[-1]:g}")
+    style.legend(ax, markerscale=2)
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: the recorded kernels ``(R, P, P)`` of the fine and coarse iterations and of
+    the integrated flow with its conservation drift, ``R = t_max / record_dt + 1``."""
+    records = int(config["t_max"] / config["record_dt"]) + 2
+    return fp.FLOAT64_BYTES * config["P"] ** 2 * (6 * records + 16)
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"P": ct.positive_int(), "b": ct.positive_float(),
+                  "a": ct.non_negative_float(),
+                  "gammas": ct.ListOf(ct.non_negative_float(), min_len=2),
+                  "etas": ct.ListOf(ct.positive_float(), min_len=2, max_len=2),
+                  "coarse_eta_fraction": ct.open_fraction(),
+                  "record_dt": ct.positive_float()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
     regimes={"coarse eta": "at an output step of half the stability limit the map is far from "
                            "the T1 flow: K(t_max) misses K_0 + 2 gamma y y^T "

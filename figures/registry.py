@@ -34,7 +34,9 @@ EXPERIMENT_MODULES = [
     "ntkdyn.figures.specialization_matrix",
     "ntkdyn.figures.mixture_specialization",
     "ntkdyn.figures.kgd_baselines",
+    "ntkdyn.figures.infinite_width",
 ]
+
 
 def _load(path: str) -> Experiment:
     module = importlib.import_module(path)

@@ -38,6 +38,8 @@ from ..numerics.networks import MLP
 from ..numerics.richness import train_centered
 from ..theory.relu_ntk import infinite_nngp, infinite_ntk
 from ..theory.two_layer_alignment import initial_rates, initial_second_derivatives
+from . import footprint as fp
+from . import style
 from .experiment import (Control, Experiment, agreement, at_least, at_most, is_true, observation,
                          replaced)
 
@@ -267,57 +269,55 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     gammas, widths, t = result["gammas"], result["widths"], result["record_times"]
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(gammas)))
-    fig, axes = plt.subplots(2, 4, figsize=(20, 8))
+    colors = style.sequential(len(gammas))
+    fig, axes = style.panels(9, ncols=3)
     tt = t[1:]
     # the paper's (uncentred) alignment is the headline; the centred one beside it
-    for ax, key, label in ((axes[1, 1], "alignment_centered", r"$A_c(\sum_i K_{ii}, Y)$"),
-                           (axes[0, 0], "alignment_uncentered", r"$A(\sum_i K_{ii}, Y)$"),
-                           (axes[1, 0], "top_overlap", "target power in top-k eigenvectors")):
+    a_ax, loss_ax, gain_ax, c_ax, top_ax, rate_ax, early_ax, end_ax, key_ax = axes
+    for ax, key, label in ((c_ax, "alignment_centered", r"$A_c(\sum_i K_{ii}, Y)$"),
+                           (a_ax, "alignment_uncentered", r"$A(\sum_i K_{ii}, Y)$"),
+                           (top_ax, "top_overlap", "target power in top-k eigvecs")):
         for b, gamma in enumerate(gammas):
-            ax.plot(tt, result[key][0, b].mean(axis=0)[1:], "o-", ms=3, color=colors[b],
+            ax.plot(tt, result[key][0, b].mean(axis=0)[1:], "o-", ms=2, color=colors[b],
                     label=fr"$\gamma$ = {gamma:g}")
         ax.set(xscale="log", xlabel="t = lr x steps", ylabel=label)
-        ax.legend(fontsize=7)
     a_inf = np.mean([alignment(k, y, centered=True) for k, y in zip(result["k_inf"], result["Y"])])
-    axes[1, 1].axhline(a_inf, color="k", ls="--", lw=0.8, label=r"theory: infinite width, $t=0$")
-    axes[1, 1].legend(fontsize=7)
-    axes[1, 1].set_title("centred alignment")
-    axes[0, 0].set_title(f"alignment (uncentred, the paper's; m = {widths[0]}, seed mean)")
-    axes[1, 0].set_title("eigenvector-target overlap (centred)")
-    ax = axes[0, 1]
+    c_ax.axhline(a_inf, color="k", ls="--", lw=0.8, label=r"centred $A_c$, infinite width, $t=0$")
+    style.title(c_ax, "centred alignment")
+    style.title(a_ax, f"uncentred alignment (paper's), m = {widths[0]}")
+    style.title(top_ax, "eigenvector-target overlap (centred)")
+    ax = loss_ax
     times = result["times"]
     for b, gamma in enumerate(gammas):
         ax.plot(times[1:], result["losses"][0, b].mean(axis=0)[1:], color=colors[b],
                 label=fr"$\gamma$ = {gamma:g}")
-    ax.set(xscale="log", yscale="log", xlabel="t", ylabel="training loss",
-           title="loss falls faster when rich")
-    ax.legend(fontsize=7)
-    ax = axes[0, 2]
+    ax.set(xscale="log", yscale="log", xlabel="t", ylabel="training loss")
+    style.title(ax, "loss falls faster when rich")
+    ax = gain_ax
     g = gains(result)
     for a, m in enumerate(widths):
-        ax.errorbar(gammas, g[a].mean(axis=-1), yerr=g[a].std(axis=-1), marker="o", capsize=3,
+        ax.errorbar(gammas, g[a].mean(axis=-1), yerr=g[a].std(axis=-1), marker="o", ms=3,
                     label=f"m = {m}")
     ax.axhline(0, color="k", lw=0.5)
-    ax.set(xscale="log", xlabel=r"richness $\gamma$", ylabel=r"gain $A_c(T) - A_c(0)$",
-           title="alignment gain vs richness and width")
-    ax.legend(fontsize=7)
-    ax = axes[1, 2]
+    ax.set(xscale="log", xlabel=r"richness $\gamma$", ylabel=r"gain $A_c(T) - A_c(0)$")
+    style.title(ax, "alignment gain vs richness and width")
+    style.legend(ax)
+    ax = rate_ax
     ratio = result["rate_fd"] / result["rate_theory"]
     tol = NUMBERS["initial_rate_fd_over_theory_dev"].target.high
     for b, gamma in enumerate(gammas):
-        ax.scatter(np.full(ratio.shape[1], gamma), ratio[b], color=colors[b], zorder=3)
+        ax.scatter(np.full(ratio.shape[1], gamma), ratio[b], s=10, color=colors[b], zorder=3)
     ax.axhspan(1 - tol, 1 + tol, color="0.9", zorder=0, label=f"target: within {tol:g}")
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set(xscale="log", ylim=(1 - 3 * tol, 1 + 3 * tol), xlabel=r"richness $\gamma$",
-           ylabel=r"GD finite difference / exact $dA_c/dt(0)$",
-           title=fr"exact initial rate vs GD ($\gamma t = {RATE_GAMMA_T:g}$), one point per seed")
-    ax.legend(fontsize=7)
-    ax, ax_end = axes[0, 3], axes[1, 3]
+           ylabel=r"GD fin. diff. / exact $dA_c/dt(0)$")
+    ax.ticklabel_format(axis="y", useOffset=True, style="sci", scilimits=(0, 0))
+    style.title(ax, fr"initial rate at $\gamma t = {RATE_GAMMA_T:g}$, per seed")
+    style.legend(ax)
+    ax = early_ax
     te = result["early_times"]
     fine = np.linspace(0.0, te[-1], 80)
     for b, gamma in enumerate(gammas):
@@ -325,31 +325,48 @@ def plot(result):
             continue
         sim = result["early_gain"][b].mean(axis=0)
         r1, r2 = result["rate_theory"][b].mean(), result["curvature_theory"][b].mean()
-        ax.plot(te, sim, "o", ms=4, color=colors[b], label=fr"GD, $\gamma$ = {gamma:g}")
+        ax.plot(te, sim, "o", ms=3, color=colors[b])
         ax.plot(fine, r1 * fine + 0.5 * r2 * fine ** 2, "-", color=colors[b])
         ax.plot(fine, r1 * fine, ":", color=colors[b])
+    ax.plot([], [], "ko", ms=3, label="GD")
+    ax.plot([], [], "k-", label=r"$A't + A''t^2/2$")
+    ax.plot([], [], "k:", label=r"$A't$")
     ax.axhline(0, color="k", lw=0.5)
-    ax.set(xlabel="t (GD with lr = t_max / 100)", ylabel=r"$A_c(t) - A_c(0)$",
-           title="early time, theory: solid $A't + A''t^2/2$, dotted $A't$")
-    ax.legend(fontsize=7)
+    ax.set(xlabel="t (GD, lr = t_max / 100)", ylabel=r"$A_c(t) - A_c(0)$")
+    style.time_axis(ax, te)
+    style.title(ax, r"early time, $\gamma \geq 3$")
+    style.legend(ax)
     _, taylor = early_expansions(result)
     for b, gamma in enumerate(gammas):
-        ax_end.scatter(taylor[b], result["early_gain"][b, :, -1], color=colors[b],
+        end_ax.scatter(taylor[b], result["early_gain"][b, :, -1], s=10, color=colors[b],
                        label=fr"$\gamma$ = {gamma:g}")
     lims = [min(taylor.min(), result["early_gain"][..., -1].min()),
             max(taylor.max(), result["early_gain"][..., -1].max())]
-    ax_end.plot(lims, lims, "k-", lw=0.8)
-    ax_end.set(xlabel=f"theory $A't + A''t^2/2$ at t = {te[-1]:g}", ylabel="GD",
-               title="second-order expansion vs GD (one point per seed)")
-    ax_end.set_xscale("symlog", linthresh=1e-5)
-    ax_end.set_yscale("symlog", linthresh=1e-5)
-    ax_end.legend(fontsize=7)
-    fig.tight_layout()
+    end_ax.plot(lims, lims, "k-", lw=0.8)
+    end_ax.set(xlabel=r"theory $A't + A''t^2/2$ at $t_{max}$", ylabel="GD")
+    style.title(end_ax, "second order vs GD, per seed")
+    end_ax.set_xscale("symlog", linthresh=1e-5)
+    end_ax.set_yscale("symlog", linthresh=1e-5)
+    style.legend_panel(key_ax, *style.handles_labels(a_ax, c_ax), title="richness (all panels)")
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: the widest run's training with its per-head kernels ``(k, n, n)``, the
+    initial-kernel draws, plus the initial kernel each replicate keeps."""
+    n = config["n_train"]
+    widths = fp.mlp_widths(config, width=max(config["widths"]), depth=2)
+    k = widths[-1]
+    run = (fp.network_bytes(widths, fp.num_inputs(config))
+           + fp.gram_bytes(n, count=5 * k + INIT_KERNEL_DRAWS))
+    runs = config["seeds"] * len(config["widths"]) * len(config["gammas"])
+    return (run + config["seeds"] * len(config["widths"]) * fp.gram_bytes(n, count=2)
+            + runs * fp.RUN_OVERHEAD_BYTES)
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
     numbers=NUMBERS, measure=measure, plot=plot, controls=CONTROLS, regimes=REGIMES,
     runs=runs, run=run, combine=combine)

@@ -9,13 +9,16 @@ section lists its controls and the regimes where its theory is expected to fail.
 :func:`ntkdyn.figures.runner.run_experiment` wrote into ``out``, runs the quick configuration of
 every registered experiment that has none there, and writes ``out/report.html`` (images embedded as
 ``data:`` URIs, inline CSS, no scripts, no external resources) and ``out/report.md`` (linking the
-PNGs by relative path). A malformed result stops it with a ``ValueError`` naming the file, before
-anything is run or written.
+PNGs by relative path), and ``out/report.csv``, the agreement tables of every experiment as CSV
+(:func:`numbers_csv`, one row per number). A malformed result stops it with a ``ValueError``
+naming the file, before anything is run or written.
 """
 from __future__ import annotations
 
 import base64
+import csv
 import html
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -38,11 +41,19 @@ code, td.mono { font-family: ui-monospace, monospace; }
 .holds { color: #176317; font-weight: 600; }
 .fails { color: #b01515; font-weight: 600; }
 .notrun { color: #777; font-style: italic; }
-img { max-width: 100%; height: auto; border: 1px solid #eee; }
+img { display: block; max-width: 100%; height: auto; border: 1px solid #eee; }
 section { border-top: 2px solid #ddd; margin-top: 2em; }
 .meta { color: #555; font-size: 0.9em; }
 .headline { font-size: 1.1em; font-weight: 600; }
-.wide { overflow-x: auto; max-width: 100%; }
+p code { overflow-wrap: anywhere; }
+.wide { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
+td.text { min-width: 14em; }
+@media (max-width: 600px) {
+  body { margin: 0.8em auto; padding: 0 0.5em; }
+  h1 { font-size: 1.5em; }
+  h2 { font-size: 1.25em; }
+  th, td { padding: 0.2em 0.4em; }
+}
 """
 
 
@@ -115,7 +126,9 @@ def read_record(json_path: Path) -> dict:
     missing = [k for k in required if k not in record]
     if missing:
         raise bad(f"missing keys {missing}")
-    if record["experiment"] != json_path.stem:
+    stem = record.get("stem", record["experiment"])  # NAME, or NAME-TAG for a changed config
+    if stem != json_path.stem or not (isinstance(record["experiment"], str) and (
+            stem == record["experiment"] or stem.startswith(record["experiment"] + "-"))):
         raise bad(f"records experiment {record['experiment']!r}, expected {json_path.stem!r}")
     for key in ("config", "agreement", "kinds", "targets", "holds", "controls"):
         if not isinstance(record[key], dict):
@@ -138,15 +151,19 @@ def read_record(json_path: Path) -> dict:
 
 def check_png(png_path: Path) -> None:
     if not png_path.is_file():
-        raise ValueError(f"result {png_path.with_suffix('.json')} has no figure {png_path}")
+        raise ValueError(f"result {png_path.with_suffix('.json')} has no figure {png_path} "
+                         "(the report embeds the PNG: run with a --format that includes png)")
     with open(png_path, "rb") as fh:
         if fh.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
             raise ValueError(f"malformed result file {png_path}: not a PNG image")
 
 
-def collect(out: Path, run_missing: bool, overrides_for: dict | None, quiet: bool) -> list[Entry]:
+def collect(out: Path, run_missing: bool, overrides_for: dict | None, quiet: bool,
+            scheduler: str | None = "serial") -> list[Entry]:
     """Every registered experiment (running missing ones when asked), then any other
-    ``NAME.json`` + ``NAME.png`` pair in ``out`` (an experiment no longer registered)."""
+    ``NAME.json`` + ``NAME.png`` pair in ``out`` (an experiment no longer registered). The
+    outputs of a changed configuration (``NAME-TAG.json``, :func:`ntkdyn.figures.runner.
+    output_stem`) are not part of the report."""
     from .runner import run_experiment
 
     registry = experiments()
@@ -159,12 +176,16 @@ def collect(out: Path, run_missing: bool, overrides_for: dict | None, quiet: boo
     for json_path in sorted(out.glob("*.json")):
         name = json_path.stem
         if name in registry or json_path.with_suffix(".png").is_file():
-            found[name] = read_record(json_path)
+            record = read_record(json_path)
+            if record["experiment"] != name:  # NAME-TAG: a changed configuration's outputs
+                continue
+            found[name] = record
             check_png(json_path.with_suffix(".png"))
     if run_missing:
         for name in registry:
             if name not in found:
                 found[name] = run_experiment(name, out=out, overrides=overrides_for.get(name),
+                                             scheduler=scheduler,
                                              verbose=not quiet)
     entries = [Entry(name, experiment.description, found.get(name),
                      out / f"{name}.png" if name in found else None)
@@ -287,8 +308,8 @@ def _html_controls(entry: Entry, e) -> list[str]:
         for name, control in controls.items():
             fails = ", ".join(control["fails"]) or "NOT REJECTED"
             cls = "holds" if control["fails"] else "fails"
-            parts.append(f'<tr><td class="mono">{e(name)}</td><td>{e(control["description"])}'
-                         f'</td><td class="{cls}">{e(fails)}</td></tr>')
+            parts.append(f'<tr><td class="mono">{e(name)}</td><td class="text">'
+                         f'{e(control["description"])}</td><td class="{cls}">{e(fails)}</td></tr>')
         parts.append("</table></div>")
     regimes = entry.record.get("regimes", {})
     if regimes:
@@ -350,7 +371,8 @@ def render_markdown(entries: list[Entry], out: Path) -> str:
 
 
 def build_report(out="out", quiet: bool = False, run_missing: bool = True,
-                 overrides_for: dict | None = None) -> list[Path]:
+                 overrides_for: dict | None = None,
+                 scheduler: str | None = "serial") -> list[Path]:
     """Write ``out/report.html`` and ``out/report.md``; return their paths.
 
     ``run_missing``: run the quick configuration of each registered experiment without a
@@ -362,10 +384,52 @@ def build_report(out="out", quiet: bool = False, run_missing: bool = True,
         if not run_missing:
             raise ValueError(f"results folder {out} does not exist")
         out.mkdir(parents=True)
-    entries = collect(out, run_missing, overrides_for, quiet)
+    entries = collect(out, run_missing, overrides_for, quiet, scheduler)
     html_text = render_html(entries, out)
     markdown_text = render_markdown(entries, out)
-    paths = [out / "report.html", out / "report.md"]
+    csv_text = numbers_csv([e.record for e in entries if e.record is not None])
+    paths = [out / "report.html", out / "report.md", out / "report.csv"]
     write_text(paths[0], html_text)
     write_text(paths[1], markdown_text)
+    write_text(paths[2], csv_text)
     return paths
+
+
+# ------------------------------------------------------------------------------ CSV export
+#: The columns of the agreement tables as CSV (:func:`numbers_csv`): one row per number.
+CSV_COLUMNS = ("experiment", "stem", "config_name", "number", "kind", "value", "target",
+               "target_type", "low", "high", "holds", "description")
+
+
+def numbers_rows(record: dict) -> list[dict]:
+    """The agreement table of one record: a dict per declared number, keyed by
+    :data:`CSV_COLUMNS` (``low``/``high`` ``None`` for an open side)."""
+    rows = []
+    types = record.get("target_types", {})
+    for key, value in record["agreement"].items():
+        bounds = record["targets"].get(key, [None, None])
+        target_type = types.get(key, "interval")
+        rows.append({
+            "experiment": record["experiment"], "stem": record.get("stem", record["experiment"]),
+            "config_name": record.get("config_name", ""), "number": key,
+            "kind": record["kinds"].get(key, ""), "value": value,
+            "target": target_text(bounds, target_type), "target_type": target_type,
+            "low": bounds[0], "high": bounds[1], "holds": bool(record["holds"].get(key, False)),
+            "description": record.get("descriptions", {}).get(key, "")})
+    return rows
+
+
+def numbers_csv(records) -> str:
+    """The agreement tables of ``records`` as CSV text (a header of :data:`CSV_COLUMNS`, then
+    one row per number; values at full precision, an open side empty, ``holds`` ``true`` or
+    ``false``)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for record in records:
+        for row in numbers_rows(record):
+            writer.writerow(["" if row[c] is None else
+                             ("true" if row[c] else "false") if isinstance(row[c], bool) else
+                             repr(float(row[c])) if c in ("value", "low", "high") else row[c]
+                             for c in CSV_COLUMNS])
+    return buffer.getvalue()

@@ -36,7 +36,10 @@ from ..numerics.networks import MLP
 from ..numerics.richness import train_centered
 from ..theory.two_layer_alignment import (initial_rates, initial_second_derivatives,
                                           linear_head_kernels, specialization_bound)
+from . import footprint as fp
+from . import style
 from .experiment import Control, Experiment, agreement, at_least, at_most, identity, observation
+from .progress import counter
 
 NAME = "specialization"
 DESCRIPTION = "kernel specialization S_ij = A_c(K_ii, y_j): ReLU heads specialise, linear cannot"
@@ -87,6 +90,7 @@ def compute(config, seed) -> dict:
     rate_theory, rate_fd = np.empty(seeds), np.empty(seeds)
     linear_taylor = np.empty((seeds, 2))  # (xi' t, xi'' t^2 / 2) at t = LINEAR_GAMMA_T / gamma
     linear_gain = np.empty(seeds)
+    advance = counter(seeds * len(ACTIVATIONS), "run")
     for s in range(seeds):
         data_seed, weight_seed = replicate_seeds(seed, s)
         ds = load_task(config, data_seed)
@@ -134,6 +138,7 @@ def compute(config, seed) -> dict:
                 short = train_centered(net, ds.X, ds.Y, gamma, t / 10, 10, params0=run.params0,
                                        num_records=2, spectral=False)
                 rate_fd[s] = short.gain("xi") / t
+            advance()
     return {"activations": np.array(ACTIVATIONS), "record_times": record_times, "xi": xi,
             "S_init": S0, "S_final": ST, "losses": losses, "bound": bound,
             "alignment_uncentered": a_unc, "trace": trace, "top_eigvec_cosine_final": top_cos,
@@ -202,55 +207,76 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(14, 7.5))
-    grid = fig.add_gridspec(2, 4)
+    fig, gs = style.grid(2, 4, height=4.4)
     S_all = np.concatenate([result["S_init"][:, 0].ravel(), result["S_final"][:, 0].ravel()])
     lo, hi = S_all.min(), S_all.max()
+    mats = []
     for a, act in enumerate(result["activations"]):
         for c, (key, when) in enumerate((("S_init", "init"), ("S_final", "trained"))):
-            ax = fig.add_subplot(grid[a, c])
+            ax = fig.add_subplot(gs[0, 2 * a + c])
             S = result[key][a, 0]
             im = ax.imshow(S, vmin=lo, vmax=hi, cmap="magma")
-            ax.set(title=f"{act}, {when}: S (seed 0)", xlabel="target j", ylabel="head i")
-            fig.colorbar(im, ax=ax, fraction=0.046)
-    ax = fig.add_subplot(grid[0, 2:])
+            style.matrix_ticks(ax, *S.shape)
+            ax.set(xlabel="target j", ylabel="head i" if a + c == 0 else None)
+            style.title(ax, f"{act}, {when}")
+            mats.append(ax)
+    fig.colorbar(im, ax=mats, shrink=0.8, aspect=12, label="S (seed 0)")
+    ax = fig.add_subplot(gs[1, :2])
     t = result["record_times"][1:]
     for a, act in enumerate(result["activations"]):
         for s in range(result["xi"].shape[1]):
-            ax.plot(t, result["xi"][a, s, 1:], "o-" if a == 0 else "s--", ms=3,
+            ax.plot(t, result["xi"][a, s, 1:], "o-" if a == 0 else "s--", ms=2,
                     color=f"C{a}", alpha=0.8, label=act if s == 0 else None)
     for s, b in enumerate(result["bound"][1]):
         ax.axhline(b, color="C1", lw=0.6, ls=":",
-                   label="bound on |xi| from the trained linear heads" if s == 0 else None)
+                   label="bound on |xi|, trained linear heads" if s == 0 else None)
     ax.axhline(0, color="k", lw=0.5)
-    ax.set(xscale="log", xlabel="t = lr x steps", ylabel=r"$\xi$ = mean diag - mean off-diag",
-           title=r"specialization index $\xi(t)$ (all seeds)")
-    ax.legend(fontsize=8)
-    ax = fig.add_subplot(grid[1, 2])
+    ax.set(xscale="log", xlabel="t = lr x steps", ylabel=r"$\xi$ = diag - off-diag mean")
+    style.title(ax, r"specialization index $\xi(t)$ (all seeds)")
+    style.legend(ax, loc="upper left")
+    ax = fig.add_subplot(gs[1, 2])
     taylor = result["linear_taylor_terms"].sum(axis=-1)
-    ax.scatter(taylor, result["linear_early_gain"], color="C1", label="linear, per seed")
+    ax.scatter(taylor, result["linear_early_gain"], s=10, color="C1",
+               label=f"linear, per seed,\nt = {float(result['linear_early_time']):.3g}")
     lims = [min(taylor.min(), result["linear_early_gain"].min()),
             max(taylor.max(), result["linear_early_gain"].max())]
     ax.plot(lims, lims, "k-", lw=0.8)
-    ax.set(xlabel=r"theory $\xi' t + \xi'' t^2/2$", ylabel=r"GD $\xi(t) - \xi(0)$",
-           title=f"linear, t = {float(result['linear_early_time']):.3g}")
-    ax.legend(fontsize=8)
-    ax = fig.add_subplot(grid[1, 3])
+    ax.set(xlabel=r"theory $\xi' t + \xi'' t^2/2$", ylabel=r"GD $\xi(t) - \xi(0)$")
+    style.sci_axis(ax)
+    style.title(ax, "linear: early time")
+    style.legend(ax, loc="upper left")
+    ax = fig.add_subplot(gs[1, 3])
     w = result["linear_mixing_weights"]
     for s in range(w.shape[0]):
-        ax.plot(np.arange(w.shape[1]), w[s, :, 0] / w[s, :, 0].mean(), "o-", ms=4,
+        ax.plot(np.arange(w.shape[1]), w[s, :, 0] / w[s, :, 0].mean(), "o-", ms=3,
                 label=f"seed {s}")
-    ax.set(xlabel="head i", ylabel=r"$w_{i1}$ / mean",
-           title=r"linear: $K_{ii} = w_{i1}\Phi_1 + \Phi_2$")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    style.integer_ticks(ax, "x")
+    ax.set(xlabel="head i", ylabel=r"$w_{i1}$ / mean")
+    style.title(ax, r"linear: $K_{ii} = w_{i1}\Phi_1 + \Phi_2$")
+    style.legend(ax)
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: training with the per-head kernels ``(k, n, n)`` and their spectra."""
+    widths = fp.mlp_widths(config, depth=2)
+    return (fp.network_bytes(widths, fp.num_inputs(config))
+            + fp.gram_bytes(config["n_train"], count=6 * widths[-1]))
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
-    numbers=NUMBERS, measure=measure, plot=plot, controls=CONTROLS, compute=compute)
+    memory=memory,
+    numbers=NUMBERS, measure=measure, plot=plot, controls=CONTROLS, compute=compute,
+    dims={**dict.fromkeys(("xi", "alignment_uncentered", "trace"),
+                          ("activation", "seed", "record_time")),
+          **dict.fromkeys(("S_init", "S_final"), ("activation", "seed", "head", "class")),
+          "losses": ("activation", "seed", "step"),
+          **dict.fromkeys(("bound", "top_eigvec_cosine_final"), ("activation", "seed")),
+          "linear_mixing_weights": ("seed", "head", "layer"),
+          **dict.fromkeys(("xi_rate_theory", "xi_rate_fd", "linear_early_gain",
+                           "data_checksum"), ("seed",)),
+          "linear_taylor_terms": ("seed", "order")})

@@ -37,6 +37,9 @@ from ..numerics.networks import MLP
 from ..numerics.richness import train_centered
 from ..theory.two_layer_alignment import (initial_specialization_rates, kernel_specialization_bound,
                                           linear_head_kernels)
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import (Control, Experiment, agreement, at_least, at_most, identity, is_true,
                          observation)
 
@@ -270,60 +273,82 @@ REGIMES = {
 }
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     datasets = [str(d) for d in result["datasets"]]
-    fig, axes = plt.subplots(len(datasets) + 1, 4, figsize=(15, 3.6 * (len(datasets) + 1)))
+    acts = [str(a) for a in result["activations"]]
+    rows = len(datasets) + 1
+    fig, axes = style.panels(4 * rows, ncols=4, height=2.0 * rows + 0.5)
+    axes = np.array(axes).reshape(rows, 4)
+    s_all = result["S_final"][:, 0]
+    s_lo, s_hi = float(np.min(s_all)), float(np.max(s_all))
     for d, name in enumerate(datasets):
-        for a, act in enumerate(result["activations"]):
+        for a, act in enumerate(acts):
             ax = axes[d, a]
-            im = ax.imshow(result["ksm_final"][d, 0, a], cmap="magma", vmin=0.5, vmax=2.0)
-            ax.set(title=f"{name}, {act}: KSM (Eq. 9)", xlabel="target d", ylabel="head c")
-            fig.colorbar(im, ax=ax, fraction=0.046)
+            M = result["ksm_final"][d, 0, a]
+            im_ksm = ax.imshow(M, cmap="magma", vmin=0.5, vmax=2.0)
+            style.matrix_ticks(ax, *M.shape, max_labels=4)
+            ax.set(xlabel="target d", ylabel=f"{name}\nhead c" if a == 0 else None)
+            style.title(ax, f"{act}: KSM (Eq.\u00a09)")
             ax = axes[d, 2 + a]
-            im = ax.imshow(result["S_final"][d, 0, a], cmap="magma")
-            ax.set(title=f"{name}, {act}: centred S", xlabel="target j", ylabel="head i")
-            fig.colorbar(im, ax=ax, fraction=0.046)
+            S = result["S_final"][d, 0, a]
+            im_s = ax.imshow(S, cmap="magma", vmin=s_lo, vmax=s_hi)
+            style.matrix_ticks(ax, *S.shape, max_labels=4)
+            ax.set(xlabel="target j", ylabel="head i" if a == 0 else None)
+            style.title(ax, f"{act}: centred S")
+        fig.colorbar(im_ksm, ax=list(axes[d, :2]), shrink=0.8, aspect=15, pad=0.02)
+        fig.colorbar(im_s, ax=list(axes[d, 2:]), shrink=0.8, aspect=15, pad=0.02)
     row = axes[-1]
-    for a, act in enumerate(result["activations"]):
+    for a, act in enumerate(acts):
         th = result["ksm_rate_theory"][:, :, a].ravel()
         fd = result["ksm_rate_fd"][:, :, a].ravel()
-        row[a].scatter(th, fd, s=6, color=f"C{a}", label=f"{act}, every entry, all runs")
+        row[a].scatter(th, fd, s=3, color=f"C{a}")
         lims = [min(th.min(), fd.min()), max(th.max(), fd.max())]
         diff = result["ksm_rate_fd"][:, :, a] - result["ksm_rate_theory"][:, :, a]
         err = np.max(np.linalg.norm(diff, axis=(-2, -1))
                      / np.linalg.norm(result["ksm_rate_theory"][:, :, a], axis=(-2, -1)))
-        row[a].plot(lims, lims, "k-", lw=0.8, label=f"theory = GD (max rel. err {err:.1e})")
-        row[a].set(xlabel="exact dKSM/dt (t = 0)", ylabel="GD finite difference",
-                   title=f"{act}: initial rate")
-        row[a].legend(fontsize=8)
+        row[a].plot(lims, lims, "k-", lw=0.8, label=f"max rel. err\n{err:.1e}")
+        row[a].set(xlabel="exact dKSM/dt", ylabel="GD finite difference")
+        style.sci_axis(row[a])
+        style.title(row[a], f"{act}: rate at t = 0, every entry")
+        style.legend(row[a], loc="upper left", handlelength=1)
     ksm = result["ksm_final"]
     C = ksm.shape[-1]
     off = ~np.eye(C, dtype=bool)
-    for a, act in enumerate(result["activations"]):
+    for a, act in enumerate(acts):
         for d, name in enumerate(datasets):
             diag = np.diagonal(ksm[d, :, a], axis1=-2, axis2=-1).mean(axis=-1)
             offd = ksm[d, :, a][:, off].mean(axis=-1)
-            row[2].scatter(offd, diag, marker="os"[a], color=f"C{d}",
+            row[2].scatter(offd, diag, s=12, marker="os"[a], color=f"C{d}",
                            label=f"{name}, {act}")
     row[2].plot([0.8, 1.05], [0.8, 1.05], "k:", lw=0.8, label="diag = off-diag")
-    row[2].set(xlabel="KSM mean off-diagonal", ylabel="KSM mean diagonal",
-               title="trained KSM, every seed")
-    row[2].legend(fontsize=7)
+    row[2].set(xlabel="KSM mean off-diagonal", ylabel="KSM mean diagonal")
+    style.title(row[2], "trained KSM, every seed")
     for d, name in enumerate(datasets):
         spread = result["linear_readout_norm_spread"][d]
         dev = np.abs(ksm[d, :, 1] - 1.0).max(axis=(-2, -1))
-        row[3].scatter(spread, dev, color=f"C{d}", label=f"{name}: linear, per seed")
-    row[3].set(xlabel="readout-norm spread std(w_c)/mean", ylabel="max |KSM - 1|",
-               title="linear: KSM = 1 for equal readout norms")
-    row[3].legend(fontsize=8)
-    fig.tight_layout()
+        row[3].scatter(spread, dev, s=12, marker="x", color=f"C{d}",
+                       label=f"{name}, linear, per seed")
+    row[3].set(xlabel=r"spread std($w_c$)/mean", ylabel="max |KSM - 1|")
+    style.sci_axis(row[3])
+    style.title(row[3], "linear: KSM = 1 for equal readout norms $w_c$")
+    style.figure_legend(fig, axes=[row[2], row[3]], ncol=3)
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: training with the per-head kernels ``(C, n, n)`` at the start and the end,
+    the shared-structure terms ``(C, 2, n, n)`` of the linear network and temporaries."""
+    widths = fp.mlp_widths(config, depth=2)
+    return (fp.network_bytes(widths, fp.num_inputs(config))
+            + fp.gram_bytes(config["n_train"], count=10 * widths[-1]))
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"datasets": ct.ListOf(ct.COMMON["dataset"], distinct=True),
+                  "whiten": ct.Bool()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS, regimes=REGIMES,
     runs=runs, run=run, combine=combine)

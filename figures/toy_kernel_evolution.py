@@ -35,6 +35,9 @@ import numpy as np
 
 from ..theory.kernel_evolution import (closed_form, final_eigenvalue, integrate, observables,
                                        power_law_problem, static_loss, static_loss_exponent)
+from . import config_types as ct
+from . import footprint as fp
+from . import style
 from .experiment import Control, Experiment, agreement, at_least, at_most, is_true, observation
 
 NAME = "toy-kernel-evolution"
@@ -221,13 +224,11 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     t = result["t"]
     etas = result["etas"]
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
-    axes = axes.ravel()
+    fig, axes = style.panels(6, ncols=3, height=4.4)
     ax = axes[0]
     for i, eta in enumerate(etas):
         ax.loglog(t[1:], result[f"loss_eta{i}"][1:], label=f"eta = {eta:g}")
@@ -237,50 +238,68 @@ def plot(result):
     mid = len(t) // 2
     ax.loglog(t[1:], result["static_theory"][mid] * (t[1:] / t[mid]) ** -p, color="gray", lw=0.8,
               label=f"t^-{p:.2f}")
-    ax.set(xlabel="t", ylabel="loss 1/2 ||y - f||^2", title="loss", ylim=(1e-12, 1))
-    ax.legend(fontsize=7)
+    ax.set(xlabel="t", ylabel=r"loss $\|y - f\|^2 / 2$", ylim=(1e-13, 3),
+           yticks=[1e-12, 1e-8, 1e-4, 1.0])
+    style.title(ax, "loss")
     ax = axes[1]
     for i, eta in enumerate(etas):
         ax.semilogx(t[1:], result[f"alignment_eta{i}"][1:], label=f"eta = {eta:g}")
     ax.semilogx(t[1:], result["alignment_normalised"][1:], "--", label="eta = 1, Tr K fixed")
-    ax.set(xlabel="t", ylabel="A(K, y)", title="kernel-target alignment")
-    ax.legend(fontsize=7)
+    ax.set(xlabel="t", ylabel="A(K, y)")
+    style.title(ax, "kernel-target alignment")
     ax = axes[2]
     last = len(etas) - 1
     ev = result[f"eigenvalues_eta{last}"]
     for k in range(min(8, ev.shape[1])):
-        ax.loglog(t[1:], ev[1:, k], lw=1)
-    ax.set(xlabel="t", ylabel="eigenvalue", title=f"top eigenvalues of K(t), eta = {etas[last]:g}")
+        ax.loglog(t[1:], ev[1:, k], lw=1, color=style.sequential(min(8, ev.shape[1]))[k])
+    ax.set(xlabel="t", ylabel="eigenvalue")
+    style.title(ax, f"top eigenvalues of K(t), eta = {etas[last]:g}")
     ax = axes[3]
     for i, eta in enumerate(etas):
         ax.semilogx(t[1:], result[f"overlap_eta{i}"][1:], label=f"eta = {eta:g}")
-    ax.set(xlabel="t", ylabel="(phi_1 . y)^2 / ||y||^2", title="top eigenvector overlap with y")
-    ax.legend(fontsize=7)
+    ax.set(xlabel="t", ylabel=r"$(\phi_1 \cdot y)^2 / \|y\|^2$")
+    style.title(ax, "top eigenvector overlap with y")
     ax = axes[4]
     for i, eta in enumerate(etas):
         tp = t[t > 0]
         ax.semilogx(np.sqrt(tp[1:] * tp[:-1]), -local_slopes(t, result[f"loss_eta{i}"]),
                     label=f"eta = {eta:g}")
     ax.axhline(p, color="gray", lw=0.8, label="(a - 1)/b")
-    ax.set(xlabel="t", ylabel="-d log L / d log t", title="local decay exponent",
-           ylim=(0, 4 * p + 1))
-    ax.legend(fontsize=7)
+    ax.set(xlabel="t", ylabel=r"$-d \log L / d \log t$", ylim=(0, 4 * p + 1))
+    style.title(ax, "local decay exponent")
+    style.legend(ax, handles=ax.get_lines()[-1:], loc="upper left")
     ax = axes[5]
-    for variant, style in (("multiplicative", "-"), ("additive", "--")):
+    for variant, ls in (("multiplicative", "-"), ("additive", "--")):
         tr = result[f"ref_t_{variant}"]
-        ax.semilogy(tr, result[f"ref_U_{variant}"], style, lw=2, alpha=0.6, label=f"{variant}: ODE")
-        ax.semilogy(tr, result[f"ref_Ucf_{variant}"], "k" + style[:1], lw=0.8,
+        ax.semilogy(tr, result[f"ref_U_{variant}"], ls, lw=2, alpha=0.6, label=f"{variant}: ODE")
+        ax.semilogy(tr, result[f"ref_Ucf_{variant}"], "k" + ls[:1], lw=0.8,
                     label=f"{variant}: closed form")
-    ax.set(xlabel="t", ylabel="||y - f||^2", title="target on one eigenvector: ODE vs closed form",
-           ylim=(1e-14, 2))
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set(xlabel="t", ylabel=r"$\|y - f\|^2$", ylim=(1e-14, 2))
+    style.time_axis(ax, tr)
+    style.title(ax, "one eigenvector: ODE vs closed form")
+    style.legend(ax, loc="upper right")
+    style.figure_legend(fig, axes=[axes[0]], ncol=3)
     return fig
+
+
+def memory(config) -> int:
+    """Peak bytes: one integration's kernel trajectory ``(T, P, P)``, its spectra and the
+    solver's stages, for the main problem and for the reference case (401 times)."""
+    B, T = fp.FLOAT64_BYTES, config["num_times"] + 1
+    main = B * config["P"] ** 2 * (3 * T + 16) + 4 * B * T * config["P"]
+    return main + B * config["ref_P"] ** 2 * (3 * 401 + 16)
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    memory=memory,
+    config_types={"P": ct.positive_int(), "b": ct.positive_float(), "a": ct.non_negative_float(),
+                  "etas": ct.ListOf(ct.non_negative_float()),
+                  "normalised_eta": ct.non_negative_float(), "t_min": ct.positive_float(),
+                  "num_times": ct.positive_int(), "ref_P": ct.positive_int(),
+                  "ref_b": ct.positive_float(), "ref_eta": ct.positive_float(),
+                  "ref_k": ct.positive_int(), "ref_t_max": ct.positive_float()},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
     regimes={"finite P": "the frozen kernel's t^(-(a-1)/b) is a P -> inf law: at P <= 120 the "
                          "spectrum's cut-off makes the fitted slope steeper, and the target "

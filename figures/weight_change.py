@@ -19,6 +19,8 @@ import numpy as np
 
 from ..base.fitting import loglog_slope
 from ..theory import linearity as lin
+from . import config_types as ct
+from . import style
 from .experiment import Control, Experiment, agreement, around, is_true, observation
 from .kernel_change import train_run
 
@@ -145,13 +147,12 @@ CONTROLS = (
 )
 
 
+@style.styled
 def plot(result):
-    import matplotlib.pyplot as plt
-
     widths = result["widths"]
     nums = measure(result)
     rel_exp = float(result["predicted_exponent_relative"])
-    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4))
+    fig, axes = style.panels(2)
     for i, v in enumerate(str(v) for v in result["variants"]):
         dw, w0 = result["weight_change"][i], result["weight_norm"][i]
         slope = nums[f"slope_absolute_minus_theory_{v}"] + float(
@@ -163,22 +164,23 @@ def plot(result):
         axes[1].plot(widths, (dw / w0).mean(axis=-1), "o-", color=line.get_color(),
                      label=f"{v}: slope {slope:.3f}")
     axes[0].plot([], [], "k-", lw=1, label="theory: linearised GD, same steps")
-    axes[0].set(xscale="log", xlabel="width m", ylabel=r"$\|w_T - w_0\|$",
-                title="Distance travelled: O(1), independent of width")
+    axes[0].set(xscale="log", xlabel="width m", ylabel=r"$\|w_T - w_0\|$")
     axes[0].set_ylim(0, None)
+    style.title(axes[0], "distance travelled: O(1), independent of width")
     rel0 = (result["weight_change"][:, 0] / result["weight_norm"][:, 0]).mean()
     axes[1].plot(widths, rel0 * (widths / widths[0]) ** rel_exp, "k:",
                  label=f"theory: m^({rel_exp:g})")
     axes[1].set(xscale="log", yscale="log", xlabel="width m",
-                ylabel=r"$\|w_T - w_0\| / \|w_0\|$", title="Relative change: lazy weights")
-    for ax in axes:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+                ylabel=r"$\|w_T - w_0\| / \|w_0\|$")
+    style.title(axes[1], "relative change: lazy weights")
+    style.legend(axes[0], loc="lower left")
+    style.legend(axes[1], loc="lower left")
     return fig
 
 
 EXPERIMENT = Experiment(
     name=NAME, description=DESCRIPTION,
     configs={"smoke": SMOKE, "quick": QUICK, "paper": PAPER},
+    config_types={"variants": ct.ListOf(ct.Choice(("linear-tanh", "linear-relu")), distinct=True)},
     numbers=numbers, measure=measure, plot=plot, controls=CONTROLS,
     runs=runs, run=run, combine=combine)

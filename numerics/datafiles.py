@@ -106,7 +106,23 @@ _SPECS = {
 
 # ------------------------------------------------------------------------- locations
 def resolve_data_dir(data_dir=None) -> Path:
-    """The data folder of the older entry points: ``data_dir`` if given, else ``$NTKDYN_DATA``."""
+    """The data folder of the older entry points: ``data_dir`` if given, else ``$NTKDYN_DATA``.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        The folder; ``None`` or ``""`` reads ``$NTKDYN_DATA``.
+
+    Returns
+    -------
+    pathlib.Path
+        The existing folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        If no folder is given or set, or it does not exist.
+    """
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise TypeError(f"data_dir must be a path or None, got {type(data_dir).__name__}")
     if data_dir is None or str(data_dir) == "":
@@ -216,6 +232,20 @@ def read_idx(path, expected_ndim: int | None = None, dtype=np.uint8) -> np.ndarr
     order. ``dtype`` is the stored type the caller accepts (default uint8, the type of the
     MNIST files; ``None`` accepts any). The size the header declares is checked against the
     file before anything is read; float data must be finite.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The IDX file, gzipped or not.
+    expected_ndim : int, optional
+        The number of dimensions the data must have.
+    dtype : numpy.dtype or None, optional
+        The stored type accepted (default uint8; ``None`` accepts any).
+
+    Returns
+    -------
+    numpy.ndarray
+        The data, of the shape the header declares, in native byte order.
     """
     path = Path(path)
     with _Stream(path) as stream:
@@ -283,7 +313,24 @@ def _check_labels(labels: np.ndarray, num_classes: int, path) -> np.ndarray:
 
 
 def read_idx_pair(images_path, labels_path, num_classes: int = 10):
-    """Images ``(n, rows, cols)`` uint8 and labels ``(n,)`` int64 from two IDX files, validated."""
+    """Images and labels from two IDX files, validated.
+
+    Parameters
+    ----------
+    images_path : str or os.PathLike
+        The 3-D uint8 image file.
+    labels_path : str or os.PathLike
+        The 1-D uint8 label file.
+    num_classes : int, optional
+        Labels must lie in ``0..num_classes-1``.
+
+    Returns
+    -------
+    images : numpy.ndarray, shape (n, rows, cols)
+        uint8 images.
+    labels : numpy.ndarray, shape (n,)
+        int64 labels.
+    """
     images = read_idx(images_path, expected_ndim=3)
     labels = _check_labels(read_idx(labels_path, expected_ndim=1), num_classes, labels_path)
     if len(labels) != len(images):
@@ -298,6 +345,20 @@ def load_mnist(data_dir=None, split: str = "train") -> tuple[np.ndarray, np.ndar
     Looks in ``data_dir`` (or ``$NTKDYN_DATA``) and its sub-folders ``mnist/``, ``MNIST/``,
     ``MNIST/raw/`` for ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
     ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally gzipped.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        The data folder (default ``$NTKDYN_DATA``).
+    split : {"train", "test"}, optional
+        The official split.
+
+    Returns
+    -------
+    images : numpy.ndarray, shape (n, 28, 28)
+        uint8 images.
+    labels : numpy.ndarray, shape (n,)
+        int64 labels ``0..9``.
     """
     one_of(split, "split", tuple(_MNIST_FILES))
     root = resolve_data_dir(data_dir)
@@ -343,7 +404,21 @@ def read_cifar_batch(path, label_key: str = "labels",
                      num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR python batch: ``data`` ``(n, 3072)`` uint8 (R, G, B planes) and labels.
 
-    ``label_key`` is ``"labels"`` for CIFAR-10 (``"fine_labels"`` for CIFAR-100's 100 classes).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The batch file (a pickle, gzipped or not).
+    label_key : str, optional
+        ``"labels"`` for CIFAR-10 (``"fine_labels"`` for CIFAR-100's 100 classes).
+    num_classes : int, optional
+        Labels must lie in ``0..num_classes-1``.
+
+    Returns
+    -------
+    data : numpy.ndarray, shape (n, 3072)
+        uint8 images, the R, G and B planes of 32 x 32 pixels.
+    labels : numpy.ndarray, shape (n,)
+        int64 labels.
     """
     path = Path(path)
     raw = _read_bytes(path)
@@ -381,6 +456,20 @@ def load_cifar10(data_dir=None, split: str = "train") -> tuple[np.ndarray, np.nd
 
     Looks in ``data_dir`` (or ``$NTKDYN_DATA``) and its sub-folders ``cifar-10-batches-py/``,
     ``cifar10/`` for ``data_batch_1`` .. ``data_batch_5`` and ``test_batch``.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        The data folder (default ``$NTKDYN_DATA``).
+    split : {"train", "test"}, optional
+        The official split.
+
+    Returns
+    -------
+    images : numpy.ndarray, shape (n, 3072)
+        uint8 images.
+    labels : numpy.ndarray, shape (n,)
+        int64 labels ``0..9``.
     """
     one_of(split, "split", tuple(_CIFAR_FILES))
     root = resolve_data_dir(data_dir)
@@ -496,6 +585,18 @@ def read_svhn_mat(path) -> tuple[np.ndarray, np.ndarray]:
 
     The ``.mat`` file holds ``X (32, 32, 3, n)`` and ``y (n, 1)`` with label 10 for digit 0;
     images are returned in the CIFAR order (R, G, B planes of 32 x 32), digit 0 as label 0.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.mat`` file.
+
+    Returns
+    -------
+    images : numpy.ndarray, shape (n, 3072)
+        uint8 images.
+    labels : numpy.ndarray, shape (n,)
+        int64 labels ``0..9``.
     """
     import scipy.io
 
@@ -573,7 +674,15 @@ def _remote_split(name: str, split: str, data_dir):
 
 # ---------------------------------------------------------------------------- digits
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled 8x8 digits: images ``(1797, 64)`` in 0..16 and labels."""
+    """scikit-learn's bundled 8x8 digits.
+
+    Returns
+    -------
+    images : numpy.ndarray, shape (1797, 64)
+        float64 pixels in 0..16.
+    labels : numpy.ndarray, shape (1797,)
+        int64 labels ``0..9``.
+    """
     try:
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError:
@@ -596,10 +705,20 @@ def _digits_source() -> str:
 def mnist1d_arrays(data_dir=None) -> dict:
     """MNIST-1D from the ``mnist1d`` generator (default arguments), cached as ``.npy``.
 
-    Returns ``x (4000, 40)``, ``y (4000,)``, ``x_test (1000, 40)``, ``y_test (1000,)`` and
-    ``source``, the cache folder. ``mnist1d.data.make_dataset`` is called locally (it seeds
-    NumPy's and Python's global generators; their states are restored afterwards); the cache
-    is keyed by the generator's arguments and the package version.
+    ``mnist1d.data.make_dataset`` is called locally (it seeds NumPy's and Python's global
+    generators; their states are restored afterwards); the cache is keyed by the generator's
+    arguments and the package version.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        The data home of :func:`ntkdyn.numerics.fetch.data_home` holding the cache.
+
+    Returns
+    -------
+    dict
+        ``x (4000, 40)``, ``y (4000,)``, ``x_test (1000, 40)``, ``y_test (1000,)`` and
+        ``source`` (where the arrays came from).
     """
     try:
         import mnist1d
@@ -652,7 +771,25 @@ def balanced_indices(labels, classes, n, seed=0, name: str = "n") -> np.ndarray:
     """Indices of a class-balanced random sample of size ``n`` from ``classes``.
 
     Each class contributes ``n // C`` examples (the first ``n % C`` classes one more);
-    the result is shuffled. ``name`` is the argument named in errors.
+    the result is shuffled.
+
+    Parameters
+    ----------
+    labels : array_like, shape (N,)
+        The labels of the pool.
+    classes : sequence of int
+        The distinct labels to draw, ``C`` of them.
+    n : int
+        The sample size.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream.
+    name : str, optional
+        The argument named in errors.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        Indices into ``labels``.
     """
     labels = np.asarray(labels)
     n = positive_int(n, name)
@@ -677,9 +814,19 @@ def balanced_indices(labels, classes, n, seed=0, name: str = "n") -> np.ndarray:
 def normalize_inputs(X, method: str = "sphere") -> np.ndarray:
     """Normalise rows of ``X (n, d)`` (the older entry points; see :func:`preprocess_inputs`).
 
-    ``"sphere"``: ``x -> sqrt(d) x / ||x||`` (so ``||x||^2 = d``; zero rows stay zero);
-    ``"standardize"``: each feature to mean 0 and standard deviation 1 over the sample
-    (constant features become 0); ``"none"``: unchanged.
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    method : {"sphere", "standardize", "none"}, optional
+        ``"sphere"``: ``x -> sqrt(d) x / ||x||`` (so ``||x||^2 = d``; zero rows stay zero);
+        ``"standardize"``: each feature to mean 0 and standard deviation 1 over the sample
+        (constant features become 0); ``"none"``: unchanged.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, d)
+        The normalised inputs (float64).
     """
     one_of(method, "normalize", NORMALIZATIONS)
     X = np.asarray(X, dtype=np.float64)
@@ -704,6 +851,22 @@ def preprocess_inputs(X, X_test, method: str = "sphere"):
     centre, then project each input to the sphere of radius ``sqrt(d)``,
     ``x -> sqrt(d) (x - mu) / ||x - mu||`` (zero rows stay zero);
     ``"none"``: unchanged.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Training inputs.
+    X_test : array_like, shape (m, d)
+        Test inputs.
+    method : {"sphere", "center", "none"}, optional
+        The preprocessing.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n, d)
+        The preprocessed training inputs (float64).
+    X_test : numpy.ndarray, shape (m, d)
+        The preprocessed test inputs (float64).
     """
     one_of(method, "preprocessing", PREPROCESSING)
     X, X_test = np.asarray(X, dtype=np.float64), np.asarray(X_test, dtype=np.float64)
@@ -731,14 +894,27 @@ def _checksum(*arrays) -> str:
 class DataSplit:
     """A training and a test set of one classification task.
 
-    ``X (n_train, d)``, ``X_test (n_test, d)`` float64 inputs after preprocessing; ``Y``,
-    ``Y_test`` float64 targets: centred one-hot ``e_c - 1/C`` of shape ``(n, C)`` (column ``c``
-    is class ``info["classes"][c]``), or ``(n, 1)`` with ``+1`` for odd and ``-1`` for even
-    labels when ``info["classes"] == "odd-even"``; ``labels``, ``labels_test`` int64, the hot
-    column (``0..C-1``; for odd-even ``1`` odd, ``0`` even); ``info``: ``dataset``,
-    ``classes``, ``preprocessing``, ``checksum`` (sha256 of the raw arrays used, before
-    preprocessing), ``n_train``, ``n_test``, ``source`` (file paths or ``"generated"``), and
-    ``original_labels``, ``original_labels_test`` (the data set's own labels).
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n_train, d)
+        float64 training inputs after preprocessing.
+    Y : numpy.ndarray, shape (n_train, C) or (n_train, 1)
+        float64 targets: centred one-hot ``e_c - 1/C`` (column ``c`` is class
+        ``info["classes"][c]``), or one column with ``+1`` for odd and ``-1`` for even labels
+        when ``info["classes"] == "odd-even"``.
+    X_test : numpy.ndarray, shape (n_test, d)
+        float64 test inputs, preprocessed like ``X``.
+    Y_test : numpy.ndarray, shape (n_test, C) or (n_test, 1)
+        Test targets, like ``Y``.
+    labels : numpy.ndarray, shape (n_train,)
+        int64, the hot column (``0..C-1``; for odd-even ``1`` odd, ``0`` even).
+    labels_test : numpy.ndarray, shape (n_test,)
+        The same for the test set.
+    info : dict
+        ``dataset``, ``classes``, ``preprocessing``, ``checksum`` (sha256 of the raw arrays
+        used, before preprocessing), ``n_train``, ``n_test``, ``source`` (file paths or
+        ``"generated"``), ``original_labels``, ``original_labels_test`` (the data set's own
+        labels), ``indices`` and ``indices_test``.
     """
 
     X: np.ndarray
@@ -820,25 +996,40 @@ def load_dataset(name: str, *, n_train: int, n_test: int = 0, classes=None,
 
     Parameters
     ----------
-    name : one of :data:`DATASETS`.
-    n_train, n_test : sizes of the training and test sets (``n_test = 0``: no test set).
-        Balanced subsets (each class ``n // C`` examples, the first ``n % C`` classes one
-        more) are drawn with ``seed`` from the official training split and test split; for
-        ``digits`` (no official split) the test set is drawn from the images not in the
-        training set. ``synthetic-mixture`` draws its test set from the same mixture.
-    classes : ``None`` (all classes; ``synthetic-mixture``: 4), a list of class labels (the
-        columns of ``Y`` in that order), or ``"odd-even"``: the binary task of Shan & Bordelon
-        (2021, Fig. 1), ``y = +1`` for odd and ``-1`` for even labels, over all ten classes.
-    preprocessing : one of :data:`PREPROCESSING`, see :func:`preprocess_inputs`; pixels are
-        first scaled to ``[0, 1]`` (digits: divided by 16).
-    seed : int, list of ints or ``numpy.random.Generator`` (docs/conventions.md).
-    data_dir : data home of :func:`numerics.fetch.data_home` (``None``: ``$NTKDYN_DATA`` or
+    name : str
+        One of :data:`DATASETS`.
+    n_train, n_test : int
+        Sizes of the training and test sets (``n_test = 0``: no test set). Balanced subsets
+        (each class ``n // C`` examples, the first ``n % C`` classes one more) are drawn with
+        ``seed`` from the official training split and test split; for ``digits`` (no official
+        split) the test set is drawn from the images not in the training set.
+        ``synthetic-mixture`` draws its test set from the same mixture.
+    classes : None, sequence of int or "odd-even", optional
+        ``None`` (all classes; ``synthetic-mixture``: 4), a list of class labels (the columns
+        of ``Y`` in that order), or ``"odd-even"``: the binary task of Shan & Bordelon (2021,
+        Fig. 1), ``y = +1`` for odd and ``-1`` for even labels, over all ten classes.
+    preprocessing : {"sphere", "center", "none"}, optional
+        See :func:`preprocess_inputs`; pixels are first scaled to ``[0, 1]`` (digits: divided
+        by 16).
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream of the subsets (docs/conventions.md).
+    data_dir : str or os.PathLike, optional
+        Data home of :func:`ntkdyn.numerics.fetch.data_home` (``None``: ``$NTKDYN_DATA`` or
         the platform cache). Remote sets are never downloaded here: a missing set raises
-        :class:`numerics.fetch.DataUnavailable` naming the fetch command.
-    d : input dimension of ``synthetic-mixture`` (default 30); for other sets ``None`` or the
+        :class:`ntkdyn.numerics.fetch.DataUnavailable` naming the fetch command.
+    d : int, optional
+        Input dimension of ``synthetic-mixture`` (default 30); for other sets ``None`` or the
         set's own dimension.
 
-    Bad arguments raise ``ValueError`` naming the argument before any file is read.
+    Returns
+    -------
+    DataSplit
+        The training and test sets, their targets and labels, and ``info``.
+
+    Raises
+    ------
+    ValueError
+        For a bad argument, naming it, before any file is read.
     """
     one_of(name, "name", DATASETS)
     one_of(preprocessing, "preprocessing", PREPROCESSING)
@@ -933,6 +1124,31 @@ def image_classification(dataset: str, n: int, classes=None, data_dir=None, spli
     turned into (centred) one-hot targets by :func:`numerics.synthetic.one_hot`. Files are
     read from ``data_dir`` or ``$NTKDYN_DATA`` (:func:`load_mnist`, :func:`load_cifar10`);
     :func:`load_dataset` is the entry point for the fetched data sets.
+
+    Parameters
+    ----------
+    dataset : {"mnist", "cifar10", "digits"}
+        The data set.
+    n : int
+        The number of examples (balanced over the classes).
+    classes : sequence of int, optional
+        Labels in ``0..9`` (default all ten).
+    data_dir : str or os.PathLike, optional
+        The data folder (default ``$NTKDYN_DATA``).
+    split : {"train", "test"}, optional
+        The official split.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream of the subset.
+    normalize : {"sphere", "standardize", "none"}, optional
+        See :func:`normalize_inputs`.
+    centered : bool, optional
+        Centred one-hot targets ``e_c - 1/C`` (default) or plain one-hot.
+
+    Returns
+    -------
+    ntkdyn.numerics.synthetic.Dataset
+        ``X (n, d)``, ``Y (n, C)`` and ``info`` (``labels``, ``classes``, ``indices``,
+        ``source``).
     """
     one_of(dataset, "dataset", LEGACY_DATASETS[1:])
     one_of(normalize, "normalize", NORMALIZATIONS)
@@ -967,6 +1183,32 @@ def classification_task(dataset: str = "synthetic", n: int = 300, num_classes: i
     **synthetic)``; a real ``dataset`` takes the first ``num_classes`` classes. With
     ``fallback`` a missing real data set falls back to the synthetic task
     (``info["source"]`` says which was used); without it the error propagates.
+
+    Parameters
+    ----------
+    dataset : {"synthetic", "mnist", "cifar10", "digits"}, optional
+        The data set.
+    n : int, optional
+        The number of examples.
+    num_classes : int, optional
+        The number of classes, ``>= 2``.
+    data_dir : str or os.PathLike, optional
+        The data folder of a real data set.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream.
+    d : int, optional
+        The input dimension of the synthetic task.
+    fallback : bool, optional
+        Fall back to the synthetic task when a real data set is missing.
+    normalize : {"sphere", "standardize", "none"}, optional
+        See :func:`normalize_inputs` (real data sets).
+    **synthetic
+        Further arguments of :func:`ntkdyn.numerics.synthetic.gaussian_mixture_classes`.
+
+    Returns
+    -------
+    ntkdyn.numerics.synthetic.Dataset
+        ``X (n, d)``, ``Y (n, num_classes)`` and ``info``.
     """
     one_of(dataset, "dataset", LEGACY_DATASETS)
     num_classes = positive_int(num_classes, "num_classes", minimum=2)

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ..base.samplers import orthonormal_frame
-from ..base.validation import as_array, positive_float, positive_int
+from ..base.validation import as_array, float_arrays, positive_float, positive_int
 from ..theory.deep_linear_modes import mode_dynamics, mode_time
 
 
@@ -38,6 +38,12 @@ def decoupled_init(depth: int, U, V, hidden: int, a0: float, seed) -> list[np.nd
         Per-layer strength.
     seed : int, sequence of int or numpy.random.Generator
         Draws the frames (a Generator's stream is continued).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``[W_1, ..., W_L]``: ``W_1`` ``(hidden, d)``, ``W_l`` ``(hidden, hidden)``, ``W_L``
+        ``(k, hidden)`` (``(k, d)`` for ``L = 1``).
     """
     depth = positive_int(depth, "depth")
     hidden = positive_int(hidden, "hidden")
@@ -57,11 +63,34 @@ def decoupled_init(depth: int, U, V, hidden: int, a0: float, seed) -> list[np.nd
 
 
 def mode_strengths(params, U, V) -> np.ndarray:
-    """``u_alpha = u_alpha^T W_L ... W_1 v_alpha`` for every mode, shape ``(m,)``.
+    """``u_alpha = u_alpha^T W_L ... W_1 v_alpha`` for every mode.
 
-    ``params = [W_1, ..., W_L]``; ``U`` ``(k, m)`` and ``V`` ``(d, m)`` the task's singular
-    directions.
+    A parameter list with biases (any array not 2-D) is refused: the mode basis is that of a
+    bias-free linear network.
+
+    Parameters
+    ----------
+    params : list of numpy.ndarray
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``.
+    U : array_like, shape (k, m)
+        The task's output directions.
+    V : array_like, shape (d, m)
+        The task's input directions.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
+        The end-to-end strength of every mode.
     """
+    params = float_arrays(params, "params", keep_float32=True)
+    for l, Wl in enumerate(params):
+        if np.ndim(Wl) != 2:
+            raise ValueError(f"params must be the weight matrices [W_1, ..., W_L] of a bias-free "
+                             f"linear network, got params[{l}] of shape {np.shape(Wl)}")
+    if not params:
+        raise ValueError("params must hold at least one weight matrix")
+    U = as_array(U, "U", ndim=2, keep_float32=True)
+    V = as_array(V, "V", ndim=2, keep_float32=True)
     W = params[0]
     for Wl in params[1:]:
         W = Wl @ W
@@ -91,10 +120,24 @@ def fit_time_shifts(s, depth: int, t, u, lam=1.0):
 
     Returns
     -------
-    shifts : (m,), shifted ODE solutions ``(T, m)``, errors ``(m,)``.
+    shifts : numpy.ndarray, shape (m,)
+        The fitted shift ``tau`` of every mode.
+    shifted : numpy.ndarray, shape (T, m)
+        The ODE solutions at ``t + tau``.
+    errors : numpy.ndarray, shape (m,)
+        The remaining ``max_t |u_gd - u_ode| / (s / lam)`` of every mode.
     """
+    s = as_array(s, "s", ndim=1)
+    depth = positive_int(depth, "depth")
+    t = as_array(t, "t", ndim=1)
+    u = as_array(u, "u", ndim=2)
     m = len(s)
-    lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), (m,))
+    if u.shape != (t.shape[0], m):
+        raise ValueError(f"u must have shape (len(t), len(s)) = {(t.shape[0], m)}, got {u.shape}")
+    lam = as_array(lam, "lam", ndim=(0, 1))
+    if lam.ndim == 1 and lam.shape != (m,):
+        raise ValueError(f"lam must be a number or have shape ({m},), got {lam.shape}")
+    lam = np.broadcast_to(lam, (m,))
     fixed = s / lam
     u_ref0 = 1e-9 * fixed
     t_half_ref = mode_time(s, u_ref0, fixed / 2, depth, lam)

@@ -23,6 +23,15 @@ the data as one BLAS product per layer); no per-example Jacobian is formed. The 
 with ``dW = W - W_0`` and ``K`` the *current* PTK covariance (as in the authors' code), ``rho``
 the Pearson correlation of the matrix entries (the authors' choice) or the cosine similarity,
 and ``alpha = 1`` (this paper) or ``1/2`` (RFM's convention).
+
+Biases (:class:`numerics.networks.Network` with ``b_std > 0``; parameters ``[W_1..W_L, b_1..b_L]``):
+``h = c W a + beta b``. ``layer`` still indexes the weight matrices, ``W = params[layer]`` is
+the weight matrix only, and the NFM, the NFA correlations and the speed limit of
+:class:`SpeedLimited` are about ``W`` alone. The pre-activations ``h`` (and so the signals
+``b_j`` and ``K``) include the bias; the AGOP with respect to the layer input keeps its form
+``c^2 W^T K W``, because ``d h / d a = c W`` whatever the bias. The bias's own tangent features
+are the signals themselves, ``d f_j / d b = beta b_j``: its block of the empirical NTK is
+``beta^2 Theta`` with the PTK Gram ``Theta`` of :func:`ptk_gram`.
 """
 from __future__ import annotations
 
@@ -34,6 +43,7 @@ from ..base.alignment import CORRELATION_KINDS as KINDS
 from ..base.alignment import matrix_correlation
 from ..base.linalg import psd_power
 from ..base.validation import as_array, one_of, positive_float
+from .checks import check_network
 from .kernels import backprop_signals
 from .networks import MLP
 
@@ -74,7 +84,18 @@ def _check_layers(net: MLP, layers) -> list[int]:
 
 # --------------------------------------------------------------- NFM, PTK covariance, AGOP
 def nfm(W) -> np.ndarray:
-    """Neural feature matrix ``F = W^T W`` of a weight matrix ``W`` of shape ``(m, d)``."""
+    """Neural feature matrix ``F = W^T W`` of a weight matrix ``W`` of shape ``(m, d)``.
+
+    Parameters
+    ----------
+    W : array, shape (m, d)
+        A weight matrix (float32 is kept as float32).
+
+    Returns
+    -------
+    numpy.ndarray, shape (d, d)
+        ``W^T W``.
+    """
     W = as_array(W, "W", ndim=2, keep_float32=True)
     return W.T @ W
 
@@ -90,7 +111,26 @@ def tangent_feature_covariance(net: MLP, params, X, layer):
 
     ``h`` is the pre-activation of weight matrix ``layer``. ``layer=None`` returns the list for
     every layer from one forward and one (batched) backward pass.
+
+    Parameters
+    ----------
+    net : MLP
+        The network (any depth; with or without biases).
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases).
+    X : array, shape (n, d)
+        Inputs.
+    layer : int or None
+        0-based index of the weight matrix, in ``[0, L)``; ``None``: every layer.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, m), or list of them
+        ``K`` of weight matrix ``layer`` (``m`` its number of rows, ``n_{layer+1}``); with
+        ``layer=None`` the list of the ``L`` matrices.
     """
+    check_network(net)
     params = net.check_params(params)
     X = net.check_inputs(X)
     if layer is not None:
@@ -107,7 +147,25 @@ def agop(net: MLP, params, X, layer) -> np.ndarray:
     ``G = sum_x sum_j grad_a f_j(x) grad_a f_j(x)^T`` (a sum over the data, not a mean), computed
     through the chain rule ``grad_a f_j = c W^T b_j`` with the PTK covariance ``K``
     (:func:`tangent_feature_covariance`).
+
+    Parameters
+    ----------
+    net : MLP
+        The network (any depth; with or without biases).
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases).
+    X : array, shape (n, d)
+        Inputs.
+    layer : int
+        0-based index of the weight matrix ``W`` of shape ``(m, d_l)``, in ``[0, L)``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (d_l, d_l)
+        ``G``, with ``d_l`` the width of the layer's input (``d`` for ``layer=0``).
     """
+    check_network(net)
     params = net.check_params(params)
     X = net.check_inputs(X)
     layer = _check_layer(net, layer)
@@ -148,8 +206,27 @@ def ptk_gram(net: MLP, params, X, layer) -> np.ndarray:
     Shape ``(k, k, n, n)``; the input of :func:`theory.nfa.early_centered_nfc`. The layer-``l``
     block of the empirical NTK is ``c^2 Theta * (A A^T)`` (the layer-wise factorisation of
     :func:`numerics.kernels.empirical_ntk`), so the PTK is the "significant component of the
-    empirical NTK" of the first version of Beaglehole et al. (2024).
+    empirical NTK" of the first version of Beaglehole et al. (2024). With biases the block of
+    ``b_l`` is ``beta^2 Theta`` (the pre-activations, and so ``Theta``, include the bias).
+
+    Parameters
+    ----------
+    net : MLP
+        The network (any depth; with or without biases).
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases).
+    X : array, shape (n, d)
+        Inputs.
+    layer : int
+        0-based index of the weight matrix, in ``[0, L)``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (k, k, n, n)
+        ``Theta`` (``k`` outputs, ``n`` inputs).
     """
+    check_network(net)
     params = net.check_params(params)
     X = net.check_inputs(X)
     layer = _check_layer(net, layer)
@@ -186,7 +263,34 @@ def nfa_correlation(net: MLP, params, X, layer, params0=None, centered: bool = F
     ``centered=True``: C-NFC ``rho(dW^T dW, (c^2 dW^T K dW)^power)``, ``dW = W - params0[layer]``,
     with ``K`` the PTK covariance at ``params`` in both. ``kind`` is ``"pearson"`` (the authors'
     code) or ``"cosine"``. The C-NFC is ``nan`` when ``dW = 0``.
+
+    Parameters
+    ----------
+    net : MLP
+        The network (any depth; with or without biases).
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases).
+    X : array, shape (n, d)
+        Inputs.
+    layer : int
+        0-based index of the weight matrix, in ``[0, L)``.
+    params0 : list of arrays, optional
+        The initial parameters ``W_0`` (shaped like ``params``); required when
+        ``centered=True``.
+    centered : bool
+        C-NFC (``True``) or UC-NFC (``False``).
+    kind : {"pearson", "cosine"}
+        The correlation ``rho`` of the matrix entries.
+    power : float
+        ``alpha > 0``, the power of the AGOP (1: this paper; 0.5: RFM's convention).
+
+    Returns
+    -------
+    float
+        The correlation, in ``[-1, 1]`` (``nan`` for the C-NFC at ``dW = 0``).
     """
+    check_network(net)
     one_of(kind, "kind", KINDS)
     power = positive_float(power, "power")
     params = net.check_params(params)
@@ -204,7 +308,32 @@ def nfa_correlations(net: MLP, params, X, params0=None, layers=None, kind: str =
 
     Returns ``{"uncentered": (len(layers),), "centered": (len(layers),)}`` (the latter only with
     ``params0``; ``nan`` where ``W = W_0``). ``layers`` defaults to every weight matrix.
+
+    Parameters
+    ----------
+    net : MLP
+        The network (any depth; with or without biases).
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases).
+    X : array, shape (n, d)
+        Inputs.
+    params0 : list of arrays, optional
+        The initial parameters ``W_0`` (shaped like ``params``); the C-NFC only with them.
+    layers : int, iterable of int, or None
+        0-based weight-matrix indices; ``None``: all ``L``.
+    kind : {"pearson", "cosine"}
+        The correlation ``rho`` of the matrix entries.
+    power : float
+        ``alpha > 0``, the power of the AGOP.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``"uncentered"``: shape ``(len(layers),)``; ``"centered"`` (with ``params0``): shape
+        ``(len(layers),)``.
     """
+    check_network(net)
     one_of(kind, "kind", KINDS)
     power = positive_float(power, "power")
     params = net.check_params(params)
@@ -222,7 +351,23 @@ def nfa_correlations(net: MLP, params, X, params0=None, layers=None, kind: str =
 
 
 def relative_weight_change(params, params0) -> np.ndarray:
-    """``||W_l - W_l(0)||_F / ||W_l(0)||_F`` for every layer."""
+    """``||W_l - W_l(0)||_F / ||W_l(0)||_F`` for every array of the parameter list.
+
+    One entry per array, in the list's order: the ``L`` weight matrices, then (for a network
+    with biases) the ``L`` bias vectors, ``||b_l - b_l(0)|| / ||b_l(0)||``.
+
+    Parameters
+    ----------
+    params : list of arrays
+        The current parameters.
+    params0 : list of arrays
+        The initial parameters, shaped like ``params``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(params),)
+        The relative changes (``inf`` or ``nan`` for an array that starts at zero).
+    """
     if len(params) != len(params0):
         raise ValueError(f"params and params0 must hold the same number of matrices, "
                          f"got {len(params)} and {len(params0)}")
@@ -235,6 +380,23 @@ def nfa_observable(params0, layers=None, kind: str = "pearson", power: float = 1
 
     ``fn(net, params, X, Y)`` returns an array of shape ``(3, len(layers))``: UC-NFC, C-NFC (``nan``
     at ``W = W_0``) and the relative weight change ``||W - W_0||_F / ||W_0||_F``.
+
+    Parameters
+    ----------
+    params0 : list of arrays
+        The initial parameters ``W_0`` (copied).
+    layers : int, iterable of int, or None
+        0-based weight-matrix indices, checked against the network at each record;
+        ``None``: all ``L``.
+    kind : {"pearson", "cosine"}
+        The correlation ``rho`` of the matrix entries.
+    power : float
+        ``alpha > 0``, the power of the AGOP.
+
+    Returns
+    -------
+    callable
+        ``fn(net, params, X, Y) -> numpy.ndarray`` of shape ``(3, len(layers))``.
     """
     one_of(kind, "kind", KINDS)
     power = positive_float(power, "power")
@@ -265,6 +427,25 @@ def svd_alignment(W, K, kind: str = "cosine") -> float:
     ``(s_i^2 q_i)``, the cosine NFC is 1 exactly when ``Q = U^T K U`` is a multiple of the identity:
     ``K`` acts on the left singular vectors of ``W`` (those with ``s_i > 0``) as a scalar. (With
     ``Q`` diagonal, the AGOP^{1/2} variant is 1 exactly when ``q_i`` is proportional to ``s_i^2``.)
+
+    Parameters
+    ----------
+    W : array, shape (m, d)
+        A weight matrix.
+    K : array, shape (m, m)
+        A symmetric matrix on the rows of ``W`` (e.g. the PTK covariance).
+    kind : {"cosine", "pearson"}
+        Cosine similarity or Pearson correlation of the entries.
+
+    Returns
+    -------
+    float
+        The alignment, clipped to ``[-1, 1]``.
+
+    Raises
+    ------
+    ValueError
+        When ``K`` does not match ``W``, or ``W^T W`` or ``W^T K W`` is constant (or zero).
     """
     one_of(kind, "kind", KINDS)
     W = as_array(W, "W", ndim=2)
@@ -296,6 +477,18 @@ def principal_cosines(F, U) -> np.ndarray:
 
     ``U`` is ``(d, r)``; returns ``r`` cosines in descending order (all 1 when the top
     eigenspace of ``F`` is ``span(U)``): how well a feature matrix recovers a planted subspace.
+
+    Parameters
+    ----------
+    F : array, shape (d, d)
+        A feature matrix (symmetrised before its eigendecomposition).
+    U : array, shape (d, r)
+        A basis (not necessarily orthonormal) of the planted subspace.
+
+    Returns
+    -------
+    numpy.ndarray, shape (r,)
+        The cosines, in ``[0, 1]``, descending.
     """
     F = as_array(F, "F", ndim=2)
     U = as_array(U, "U", ndim=2)
@@ -322,7 +515,10 @@ class SpeedLimited:
     (``g_l = dL/dW_l``): every step has a fixed Frobenius size, so ``W_l`` keeps moving at the
     same speed after the loss gradient has become small. The other layers take plain gradient
     steps ``W <- W - lr g`` (``others="gd"``), or speed-limited steps of size
-    ``others * speed`` (a float ``others >= 0``; 0 freezes them).
+    ``others * speed`` (a float ``others >= 0``; 0 freezes them). With biases the speed limit
+    is on the weight matrix ``W_l`` alone: every bias vector, ``b_l`` included, is treated as
+    one of the other parameters (plain gradient steps, or speed-limited steps of size
+    ``others * speed`` measured against its own norm).
 
     What is derived: each gradient step's left factor ``B^T M`` lies in the
     range of the PTK covariance ``K``, so while ``K`` moves slowly the accumulated ``dW`` aligns
@@ -331,10 +527,28 @@ class SpeedLimited:
     measuring the speed relative to ``||W_l||_F``, and the treatment of the other layers.
     Tested: it raises the target layer's UC-NFC over plain GD; its effect on the C-NFC is
     reported by the ``nfa-rule`` experiment.
+
+    Parameters
+    ----------
+    net : MLP
+        The network trained (its depth and parameter shapes).
+    layer : int
+        0-based index of the speed-limited weight matrix, in ``[0, L)``.
+    speed : float
+        ``speed > 0``, the step size (relative to ``||W_l||_F`` when ``relative``).
+    others : "gd" or float
+        ``"gd"``: plain gradient steps for the other arrays; a float ``>= 0``: speed-limited
+        steps of size ``others * speed``.
+    relative : bool
+        Measure the step against ``||W||_F`` (``True``) or in absolute Frobenius size.
     """
 
     def __init__(self, net: MLP, layer, speed: float = 0.01, others="gd", relative: bool = True):
+        check_network(net)
         self.depth = net.depth
+        self.num_arrays = len(net.param_shapes)
+        self._what = (f"{self.depth} matrices" if self.num_arrays == self.depth else
+                      f"{self.depth} weight matrices and {self.depth} bias vectors")
         self.layer = _check_layer(net, layer)
         self.speed = positive_float(speed, "speed")
         if isinstance(others, str):
@@ -358,8 +572,8 @@ class SpeedLimited:
         return W - (size / gn) * g
 
     def __call__(self, params, grads, lr):
-        if len(params) != self.depth or len(grads) != self.depth:
-            raise ValueError(f"params and grads must hold {self.depth} matrices, "
+        if len(params) != self.num_arrays or len(grads) != self.num_arrays:
+            raise ValueError(f"params and grads must hold {self._what}, "
                              f"got {len(params)} and {len(grads)}")
         out = []
         for l, (W, g) in enumerate(zip(params, grads)):

@@ -43,12 +43,17 @@ class RemoteFile:
 
     Parameters
     ----------
-    name : file name in the data set's folder.
-    md5 : the published MD5 checksum (hex).
-    urls : mirrors, tried in order.
-    size : size in bytes (``None`` if unknown), for ``ntkdyn data list``.
-    members : for an archive (``.tar.gz``), the paths inside it that are extracted and used;
-        empty for a plain file.
+    name : str
+        File name in the data set's folder.
+    md5 : str
+        The published MD5 checksum (hex).
+    urls : tuple of str
+        Mirrors, tried in order.
+    size : int, optional
+        Size in bytes (``None`` if unknown), for ``ntkdyn data list``.
+    members : tuple of str, optional
+        For an archive (``.tar.gz``), the paths inside it that are extracted and used; empty
+        for a plain file.
     """
 
     name: str
@@ -60,8 +65,21 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class RemoteDataset:
-    """A downloadable data set: its files, its folder under the data home, and the checksums'
-    source (``citation``)."""
+    """A downloadable data set: its files, its folder under the data home, its checksums' source.
+
+    Parameters
+    ----------
+    name : str
+        The data set's name (``ntkdyn data fetch NAME``).
+    files : tuple of RemoteFile
+        Its files.
+    subdir : str
+        Its folder under the data home.
+    description : str
+        One line for ``ntkdyn data list``.
+    citation : str
+        Where the pinned checksums come from.
+    """
 
     name: str
     files: tuple[RemoteFile, ...]
@@ -152,7 +170,17 @@ REMOTE: dict[str, RemoteDataset] = {
 def data_home(data_dir=None, *, create: bool = True) -> Path:
     """The data home: ``data_dir``, else ``$NTKDYN_DATA``, else ``pooch.os_cache("ntkdyn")``.
 
-    Created (with parents) when ``create``; an empty string counts as not given.
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        The folder; ``None`` or ``""`` counts as not given.
+    create : bool, optional
+        Create the folder (with parents) when it does not exist (default ``True``).
+
+    Returns
+    -------
+    pathlib.Path
+        The data home.
     """
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise TypeError(f"data_dir must be a path or None, got {type(data_dir).__name__}")
@@ -329,18 +357,24 @@ def local_files(name, data_dir=None, *, registry=None) -> dict[str, Path]:
 
     Parameters
     ----------
-    name : a key of ``registry`` (default :data:`REMOTE`) or a :class:`RemoteDataset`.
-    data_dir : the data home (see :func:`data_home`).
+    name : str or RemoteDataset
+        A key of ``registry`` (default :data:`REMOTE`) or a data set.
+    data_dir : str or os.PathLike, optional
+        The data home (see :func:`data_home`).
+    registry : dict, optional
+        ``{name: RemoteDataset}`` (default :data:`REMOTE`).
 
     Returns
     -------
-    ``{file name: path}``; for an archive its extracted members by base name (CIFAR-10:
-    ``"data_batch_1"`` ... ``"test_batch"``, ``"batches.meta"``).
+    dict
+        ``{file name: pathlib.Path}``; for an archive its extracted members by base name
+        (CIFAR-10: ``"data_batch_1"`` ... ``"test_batch"``, ``"batches.meta"``).
 
     Raises
     ------
-    DataUnavailable : a file is missing or fails its checksum (the message names the file,
-        the URLs and ``ntkdyn data fetch NAME`` / the folder to put it in by hand).
+    DataUnavailable
+        A file is missing or fails its checksum (the message names the file, the URLs and
+        ``ntkdyn data fetch NAME`` / the folder to put it in by hand).
     """
     dataset = _dataset(name, registry)
     folder = _folder(dataset, data_dir, create=False)
@@ -405,21 +439,33 @@ def fetch(name, data_dir=None, timeout: float = 30.0, progress: bool = False, *,
           registry=None) -> dict[str, Path]:
     """Download what is missing of a data set, verify it, and return :func:`local_files`.
 
-    Parameters
-    ----------
-    name : a key of ``registry`` (default :data:`REMOTE`) or a :class:`RemoteDataset`.
-    data_dir : the data home (see :func:`data_home`).
-    timeout : seconds to wait for the connection or for each read from the server.
-    progress : show pooch's progress bar (and its log lines).
-
     Files already verified are not fetched again; a file present but unverified is checked
     and, when its checksum is wrong, replaced. Mirrors are tried in order; a mirror failing
     (HTTP error, connection error or cut, timeout, wrong checksum) is followed by the next.
 
+    Parameters
+    ----------
+    name : str or RemoteDataset
+        A key of ``registry`` (default :data:`REMOTE`) or a data set.
+    data_dir : str or os.PathLike, optional
+        The data home (see :func:`data_home`).
+    timeout : float, optional
+        Seconds to wait for the connection or for each read from the server.
+    progress : bool, optional
+        Show pooch's progress bar (and its log lines).
+    registry : dict, optional
+        ``{name: RemoteDataset}`` (default :data:`REMOTE`).
+
+    Returns
+    -------
+    dict
+        :func:`local_files` of the data set, ``{file name: pathlib.Path}``.
+
     Raises
     ------
-    DataUnavailable : no mirror delivered a file with the pinned checksum (nothing of that
-        file is left in the folder).
+    DataUnavailable
+        No mirror delivered a file with the pinned checksum (nothing of that file is left in
+        the folder).
     """
     dataset = _dataset(name, registry)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
@@ -444,10 +490,20 @@ def fetch(name, data_dir=None, timeout: float = 30.0, progress: bool = False, *,
 def status(data_dir=None, *, registry=None) -> list[dict]:
     """What is known and what is cached, for ``ntkdyn data list`` (nothing is hashed).
 
-    Returns one dict per data set: ``name``, ``description``, ``folder``, ``cached`` (every
-    file verified), ``download_bytes`` (sum of the known sizes), ``cached_bytes`` and
-    ``files``: a list of dicts ``name``, ``size``, ``state`` (``"verified"``, ``"unverified"``
-    for a file present but not yet checked, or ``"missing"``), ``path``.
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        The data home (see :func:`data_home`).
+    registry : dict, optional
+        ``{name: RemoteDataset}`` (default :data:`REMOTE`).
+
+    Returns
+    -------
+    list of dict
+        One per data set: ``name``, ``description``, ``folder``, ``cached`` (every file
+        verified), ``download_bytes`` (sum of the known sizes), ``cached_bytes`` and ``files``:
+        a list of dicts ``name``, ``size``, ``state`` (``"verified"``, ``"unverified"`` for a
+        file present but not yet checked, or ``"missing"``), ``path``.
     """
     registry = REMOTE if registry is None else registry
     home = data_home(data_dir, create=False)

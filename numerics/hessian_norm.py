@@ -22,7 +22,26 @@ __all__ = ["output_gradient_norm", "output_hessian_norm"]
 
 
 def output_gradient_norm(net: MLP, params, x, head: int = 0) -> float:
-    """``||grad_theta f_head(x)||`` at one input ``x`` of shape ``(d,)`` (one backward pass)."""
+    """``||grad_theta f_head(x)||`` at one input ``x`` of shape ``(d,)`` (one backward pass).
+
+    ``theta`` is every parameter: the weights and, for a network with biases, the biases.
+
+    Parameters
+    ----------
+    net : MLP
+        The network; an output activation, when it has one, needs ``d2phi``.
+    params : list of arrays
+        ``[W_1, ..., W_L]`` (then ``[b_1, ..., b_L]`` for a network with biases).
+    x : array, shape (d,) or (1, d)
+        One input.
+    head : int
+        Output whose gradient is taken, in ``[0, k)``.
+
+    Returns
+    -------
+    float
+        The Euclidean norm of the gradient over all parameters.
+    """
     net = check_hessian_net(net, need_hidden=False)
     x = single_input(net, x)
     head = check_head(net, head)
@@ -40,17 +59,27 @@ def output_hessian_norm(net: MLP, params, x, head: int = 0, method: str = "auto"
     Parameters
     ----------
     net : MLP
+        The network; its activations need ``d2phi``.
     params : list of arrays
-        ``[W_1, ..., W_L]``.
+        ``[W_1, ..., W_L]`` (then ``[b_1, ..., b_L]`` for a network with biases).
     x : array, shape (d,) or (1, d)
+        One input.
     head : int
-        Output whose Hessian is taken.
+        Output whose Hessian is taken, in ``[0, k)``.
     method : {"auto", "closed_form", "lanczos"}
-        ``"auto"``: the closed form (:func:`numerics.hessian_two_layer.two_layer_hessian_norm`)
-        for two-layer networks with a linear output, Lanczos on exact HVPs
+        ``"auto"``: the closed form (:func:`numerics.hessian_two_layer.two_layer_hessian_norm`,
+        biases included) for two-layer networks with a linear output, Lanczos on exact HVPs
         (:func:`numerics.hessian_operator.output_hessian_top_eigs`) otherwise.
-    tol, seed
-        Lanczos tolerance and start-vector seed.
+    tol : float
+        Lanczos (ARPACK) relative tolerance; unused by the closed form.
+    seed : int or None
+        Seed of the Lanczos start vector; unused by the closed form.
+
+    Returns
+    -------
+    float
+        ``||H||_2``, the largest ``|eigenvalue|`` of the ``(P, P)`` Hessian of ``f_head(x)``
+        over all ``P`` parameters (for ``P = 1``, the absolute value of the one entry).
     """
     one_of(method, "method", ("auto", "closed_form", "lanczos"))
     net = check_hessian_net(net)

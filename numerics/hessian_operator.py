@@ -2,19 +2,24 @@
 
 Hessian-vector products by hand-written second-order back-propagation (Pearlmutter's
 R-operator, 1994; used for the Hessians of Liu, Zhu & Belkin 2020). For
-``h_l = c_l W_l a_l``, ``a_{l+1} = phi(h_l)``, ``f = psi(h_{L-1})`` and an objective
-``E = sum_i e(f(x_i))`` with ``r = dE/df``:
+``h_l = c_l W_l a_l + beta_l b_l``, ``a_{l+1} = phi(h_l)``, ``f = psi(h_{L-1})`` (0-based layers;
+the bias term only for a network with biases, :class:`numerics.networks.Network` with
+``b_std > 0``) and an objective ``E = sum_i e(f(x_i))`` with ``r = dE/df``, a direction
+``V = (V_l, V_{b_l})`` in the order of the parameter list (weights, then biases):
 
-R-forward   ``Rh_l = c_l (V_l a_l + W_l Ra_l)``, ``Ra_{l+1} = phi'(h_l) Rh_l``, ``Ra_0 = 0``;
+R-forward   ``Rh_l = c_l (V_l a_l + W_l Ra_l) + beta_l V_{b_l}``, ``Ra_{l+1} = phi'(h_l) Rh_l``,
+            ``Ra_0 = 0``;
 
 backward    ``g_{L-1} = r psi'(h)``, ``Rg_{L-1} = Rr psi'(h) + r psi''(h) Rh``,
-            ``(H V)_l = c_l (Rg_l^T a_l + g_l^T Ra_l)``,
+            ``(H V)_l = c_l (Rg_l^T a_l + g_l^T Ra_l)``, ``(H V)_{b_l} = beta_l sum_i Rg_l``,
             ``g_{l-1} = c_l (g_l W_l) phi'(h_{l-1})``,
             ``Rg_{l-1} = c_l [(Rg_l W_l + g_l V_l) phi'(h_{l-1})
             + (g_l W_l) phi''(h_{l-1}) Rh_{l-1}]``,
 
 with ``r = e_head``, ``Rr = 0`` for the output and ``r = (f - y)/n``, ``Rr = Rf/n`` for the
-loss ``L = 1/(2n) sum ||f - y||^2`` (docs/conventions.md). The operators returned by
+loss ``L = 1/(2n) sum ||f - y||^2`` (docs/conventions.md). A bias enters the backward recursion
+only through ``Rh`` (``g`` and ``Rg`` do not involve ``b`` otherwise), and a network without biases
+takes exactly the operations it took before biases existed. The operators returned by
 :func:`output_hessian_operator` / :func:`loss_hessian_operator` cache everything that does
 not depend on ``V`` (one forward and one backward pass), so each product costs about one
 extra gradient. Dense Hessians take one product per column (small networks); the top
@@ -26,7 +31,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from ..base.validation import as_array, as_generator, one_of, positive_float, positive_int
+from ..base.validation import (as_array, as_generator, float_arrays, one_of, positive_float,
+                               positive_int)
 from .hessian_checks import check_head, check_hessian_net, single_input
 from .memory import FLOAT64_BYTES, estimate_bytes, require_memory
 from .networks import MLP
@@ -48,7 +54,7 @@ _DENSE_MAX = 64
 def _as_direction(net: MLP, V):
     """``V`` as a list of per-layer arrays; also says whether it came flat."""
     if isinstance(V, (list, tuple)):
-        return net.check_params([np.asarray(v, dtype=np.float64) for v in V], "V"), False
+        return net.check_params(float_arrays(V, "V"), "V"), False
     V = as_array(V, "V", ndim=1)
     if V.shape[0] != net.num_params:
         raise ValueError(f"V must have {net.num_params} entries (the number of parameters), "
@@ -101,14 +107,18 @@ class _SecondOrderPass:
             self.g[l - 1] = g
 
     def gradient(self) -> list[np.ndarray]:
-        """``dE/dW_l`` from the cached signals."""
+        """``dE/dW_l`` (then ``dE/db_l = beta_l sum_i g_l``) from the cached signals."""
         c = self.net.multipliers
-        return [c[l] * (self.g[l].T @ self.fwd.activations[l]) for l in range(self.net.depth)]
+        out = [c[l] * (self.g[l].T @ self.fwd.activations[l]) for l in range(self.net.depth)]
+        if self.net.has_bias:
+            out += [beta * g.sum(axis=0) for beta, g in zip(self.net.bias_multipliers, self.g)]
+        return out
 
     def apply(self, V) -> list[np.ndarray]:
-        """``H V`` for a direction ``V`` given as a list of per-layer arrays."""
+        """``H V`` for a direction ``V`` given as a list of arrays in the parameter order."""
         net, P, fwd = self.net, self.params, self.fwd
         L, c = net.depth, net.multipliers
+        beta = net.bias_multipliers if net.has_bias else None
         # R-forward: Rh_l and Ra_l (Ra_0 = 0).
         Ra = [None] * L
         Rh = [None] * L
@@ -117,6 +127,8 @@ class _SecondOrderPass:
             if l > 0:
                 t += Ra[l] @ P[l].T
             t *= c[l]
+            if beta is not None:
+                t += beta[l] * V[L + l]
             Rh[l] = t
             if l < L - 1:
                 Ra[l + 1] = self.dphi[l + 1] * t
@@ -133,13 +145,15 @@ class _SecondOrderPass:
             Rg = self.r * self.out_curv * Rh_out
             if Rr is not None:
                 Rg += Rr * self.out_slope
-        out = [None] * L
+        out = [None] * (2 * L if beta is not None else L)
         for l in range(L - 1, -1, -1):
             a = fwd.activations[l]
             hv = Rg.T @ a
             if l > 0:
                 hv += self.g[l].T @ Ra[l]
             out[l] = c[l] * hv
+            if beta is not None:
+                out[L + l] = beta[l] * Rg.sum(axis=0)
             if l > 0:
                 Rq = Rg @ P[l]
                 Rq += self.g[l] @ V[l]
@@ -180,15 +194,24 @@ def hvp(net: MLP, params, X, V, Y=None, head: int = 0):
     Parameters
     ----------
     net : MLP
+        The network; its activations need ``d2phi``.
     params : list of arrays
-        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``.
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``, followed by
+        ``[b_1, ..., b_L]`` (shape ``(n_l,)``) for a network with biases.
     X : array, shape (n, d) or (d,)
+        Inputs (one input of shape ``(d,)`` is one row).
     V : list of arrays shaped like ``params``, or array of shape (P,)
         The direction; the product comes back in the same form.
     Y : array, shape (n, k), optional
         Targets: the loss Hessian instead of the output Hessian.
     head : int
         Output whose Hessian is taken (``Y=None`` only).
+
+    Returns
+    -------
+    list of arrays shaped like ``params``, or array of shape (P,)
+        ``H V``, in the form ``V`` was given (``P = net.num_params``, in the order of
+        :meth:`MLP.flatten`).
     """
     kind = "output" if Y is None else "loss"
     X = np.atleast_2d(as_array(X, "X", ndim=(1, 2)))
@@ -201,8 +224,25 @@ def hvp(net: MLP, params, X, V, Y=None, head: int = 0):
 def output_hessian_operator(net: MLP, params, x, head: int = 0) -> LinearOperator:
     """``LinearOperator`` for the ``P x P`` Hessian of ``f_head(x)`` at one input ``x``.
 
-    ``x`` has shape ``(d,)`` or ``(1, d)``; ``P = net.num_params``, in the order of
-    :meth:`MLP.flatten`. Each product is one :func:`hvp` on cached passes.
+    ``x`` has shape ``(d,)`` or ``(1, d)``; ``P = net.num_params`` (biases included), in the
+    order of :meth:`MLP.flatten`. Each product is one :func:`hvp` on cached passes.
+
+    Parameters
+    ----------
+    net : MLP
+        The network; its activations need ``d2phi``.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``, followed by
+        ``[b_1, ..., b_L]`` (shape ``(n_l,)``) for a network with biases.
+    x : array, shape (d,) or (1, d)
+        One input.
+    head : int
+        Output whose Hessian is taken, in ``[0, k)``.
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator, shape (P, P)
+        Symmetric operator: ``matvec`` maps a flat direction of shape ``(P,)`` to ``H v``.
     """
     x = single_input(check_hessian_net(net), x)
     return _prepare(net, params, x[None], "output", head=head).operator()
@@ -213,6 +253,23 @@ def loss_hessian_operator(net: MLP, params, X, Y) -> LinearOperator:
 
     Equals ``J^T J / n + sum_i (f_i - y_i) . H_f(x_i) / n`` (Gauss-Newton plus residual term).
     ``X`` is ``(n, d)``, ``Y`` is ``(n, k)``; the operator is ``P x P``.
+
+    Parameters
+    ----------
+    net : MLP
+        The network; its activations need ``d2phi``.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``, followed by
+        ``[b_1, ..., b_L]`` (shape ``(n_l,)``) for a network with biases.
+    X : array, shape (n, d)
+        Inputs.
+    Y : array, shape (n, k) or (n,)
+        Targets.
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator, shape (P, P)
+        Symmetric operator: ``matvec`` maps a flat direction of shape ``(P,)`` to ``H v``.
     """
     return _prepare(net, params, X, "loss", Y).operator()
 
@@ -233,12 +290,50 @@ def output_hessian_dense(net: MLP, params, x, head: int = 0) -> np.ndarray:
     """The dense ``P x P`` output Hessian of ``f_head`` at ``x`` ``(d,)``, one HVP per column.
 
     Refused (:class:`numerics.memory.MemoryBudgetError`) when the matrix would not fit.
+
+    Parameters
+    ----------
+    net : MLP
+        The network; its activations need ``d2phi``.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``, followed by
+        ``[b_1, ..., b_L]`` (shape ``(n_l,)``) for a network with biases.
+    x : array, shape (d,) or (1, d)
+        One input.
+    head : int
+        Output whose Hessian is taken, in ``[0, k)``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (P, P)
+        The Hessian of ``f_head(x)``, in the parameter order of :meth:`MLP.flatten`.
     """
     return _dense(output_hessian_operator(net, params, x, head), "a dense output Hessian")
 
 
 def loss_hessian_dense(net: MLP, params, X, Y) -> np.ndarray:
-    """The dense ``P x P`` MSE-loss Hessian on ``X (n, d)``, ``Y (n, k)``, one HVP per column."""
+    """The dense ``P x P`` MSE-loss Hessian on ``X (n, d)``, ``Y (n, k)``, one HVP per column.
+
+    Refused (:class:`numerics.memory.MemoryBudgetError`) when the matrix would not fit.
+
+    Parameters
+    ----------
+    net : MLP
+        The network; its activations need ``d2phi``.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``, followed by
+        ``[b_1, ..., b_L]`` (shape ``(n_l,)``) for a network with biases.
+    X : array, shape (n, d)
+        Inputs.
+    Y : array, shape (n, k) or (n,)
+        Targets.
+
+    Returns
+    -------
+    numpy.ndarray, shape (P, P)
+        The Hessian of ``L = 1/(2n) sum ||f(x_i) - y_i||^2``, in the parameter order of
+        :meth:`MLP.flatten`.
+    """
     return _dense(loss_hessian_operator(net, params, X, Y), "a dense loss Hessian")
 
 
@@ -275,19 +370,33 @@ def output_hessian_top_eigs(net: MLP, params, x, k: int = 1, which: str = "LM", 
 
     Parameters
     ----------
+    net : MLP
+        The network; its activations need ``d2phi``.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``, followed by
+        ``[b_1, ..., b_L]`` (shape ``(n_l,)``) for a network with biases.
     x : array, shape (d,) or (1, d)
+        One input.
     k : int
         Number of eigenvalues, ``< P``; below 64 parameters they come from the dense matrix.
     which : {"LM", "LA", "SA", "BE"}
         As in ``scipy.sparse.linalg.eigsh``: largest magnitude, largest or smallest
         algebraic, both ends.
-    tol, ncv : as in ``eigsh``
+    head : int
+        Output whose Hessian is taken, in ``[0, n_out)`` (``n_out`` outputs).
+    tol : float
+        Relative tolerance of ``eigsh`` (unused by the dense path).
     seed : int or Generator
         Draws the Lanczos start vector.
+    ncv : int, optional
+        Number of Lanczos vectors of ``eigsh``; ``None``: its default (memory is checked
+        for ``min(P, max(2 k + 1, 20))``).
 
     Returns
     -------
-    array, shape (k,)
+    numpy.ndarray, shape (k,)
+        The eigenvalues, in descending order (zeros when ``H v0 = 0`` for the random start
+        vector ``v0``, i.e. ``H = 0``).
     """
     one_of(which, "which", ("LM", "LA", "SA", "BE"))
     x = single_input(check_hessian_net(net), x)
@@ -304,6 +413,34 @@ def loss_hessian_top_eigs(net: MLP, params, X, Y, k: int = 1, which: str = "LA",
     ``X`` is ``(n, d)``, ``Y`` is ``(n, k)``; the other arguments are those of
     :func:`output_hessian_top_eigs`. ``which="LA"`` (default) gives the largest algebraic
     eigenvalues, the sharpness. Returns shape ``(k,)``.
+
+    Parameters
+    ----------
+    net : MLP
+        The network; its activations need ``d2phi``.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``, followed by
+        ``[b_1, ..., b_L]`` (shape ``(n_l,)``) for a network with biases.
+    X : array, shape (n, d)
+        Inputs.
+    Y : array, shape (n, n_out) or (n,)
+        Targets (``n_out`` outputs).
+    k : int
+        Number of eigenvalues, ``< P``; below 64 parameters they come from the dense matrix.
+    which : {"LM", "LA", "SA", "BE"}
+        As in ``scipy.sparse.linalg.eigsh``: largest magnitude, largest or smallest
+        algebraic, both ends.
+    tol : float
+        Relative tolerance of ``eigsh`` (unused by the dense path).
+    seed : int or Generator
+        Draws the Lanczos start vector.
+    ncv : int, optional
+        Number of Lanczos vectors of ``eigsh``; ``None``: its default.
+
+    Returns
+    -------
+    numpy.ndarray, shape (k,)
+        The eigenvalues, in descending order (zeros when ``H = 0``).
     """
     one_of(which, "which", ("LM", "LA", "SA", "BE"))
     net = check_hessian_net(net)

@@ -8,12 +8,24 @@ couples ``w_j`` (``d`` entries) and ``v_j`` (one entry):
     H_j = [[A_j x x^T, B_j x], [B_j x^T, 0]],
     A_j = c_2 c_1^2 v_j phi''(z_j),  B_j = c_2 c_1 phi'(z_j).
 
-``H_j`` is zero off ``span{x, e_v}``, where it is ``[[A_j|x|^2, B_j|x|], [B_j|x|, 0]]``, so
+``H_j`` is zero off ``span{x, e_v}``, where it is ``[[A_j|x|^2, B_j|x|], [B_j|x|, 0]]``, so::
 
     ||H|| = max_j (|A_j| |x|^2 + sqrt(A_j^2 |x|^4 + 4 B_j^2 |x|^2)) / 2.
 
 ReLU (``phi'' = 0`` a.e.) keeps the cross block: ``||H|| = c_1 c_2 |x|`` (``|x| / sqrt(m d)``
-in the NTK parameterization) as soon as one unit is active. A Numba kernel streams once over
+in the NTK parameterization) as soon as one unit is active.
+
+Biases (:class:`numerics.networks.Network` with ``b_std > 0``): ``z_j = c_1 w_j . x + beta_1 b_j``
+and ``f = c_2 v . phi(z) + beta_2 b_{2, head}``. The output bias enters linearly (zero rows and
+columns); the hidden bias ``b_j`` enters ``z_j`` exactly as an extra input coordinate
+``beta_1 / c_1`` attached to the weight ``w_j``, so unit ``j`` couples ``(w_j, b_j, v_j)`` through
+the same block with ``x`` replaced by the augmented input ``x~ = (x, beta_1 / c_1)``::
+
+    H_j = [[A_j x~ x~^T, B_j x~], [B_j x~^T, 0]],    |x|^2  ->  |x~|^2 = |x|^2 + beta_1^2 / c_1^2,
+
+and every formula below holds with ``|x~|`` in place of ``|x|`` (ReLU: ``||H|| = c_2 sqrt(c_1^2
+|x|^2 + beta_1^2)``); ``||grad f||^2`` gains ``beta_2^2`` from the output bias. Both the Numba and
+the NumPy passes take biases. A Numba kernel streams once over
 ``W_1`` (widths to 10^7), returning the spectral norm, the Frobenius norm, ``||grad f||`` and
 ``f`` in the same pass; it selects the activation by its ``code`` and prunes with its
 ``sup_dphi``/``sup_d2phi`` (:class:`ntkdyn.base.activations.Activation`). Activations without
@@ -40,11 +52,22 @@ __all__ = ["TwoLayerHessian", "two_layer_hessian", "two_layer_hessian_norm",
 class TwoLayerHessian:
     """One streaming pass of the two-layer closed form at one input.
 
-    ``norm``: spectral norm ``||H||``; ``unit``: the hidden unit attaining it;
-    ``frobenius``: ``||H||_F = sqrt(sum_j A_j^2 |x|^4 + 2 B_j^2 |x|^2)``;
-    ``grad_norm``: ``||grad f||``, with
-    ``||grad f||^2 = sum_j c_2^2 phi(z_j)^2 + c_2^2 c_1^2 v_j^2 phi'(z_j)^2 |x|^2``;
-    ``output``: ``f(x)``.
+    With biases ``|x|^2`` is ``|x|^2 + beta_1^2 / c_1^2`` throughout and ``||grad f||^2`` has
+    the extra term ``beta_2^2`` (module docstring).
+
+    Parameters
+    ----------
+    norm : float
+        Spectral norm ``||H||`` of the output Hessian.
+    unit : int
+        The hidden unit ``j`` (row of ``W_1``) whose block attains it.
+    frobenius : float
+        ``||H||_F = sqrt(sum_j A_j^2 |x|^4 + 2 B_j^2 |x|^2)``.
+    grad_norm : float
+        ``||grad f||``, with
+        ``||grad f||^2 = sum_j c_2^2 phi(z_j)^2 + c_2^2 c_1^2 v_j^2 phi'(z_j)^2 |x|^2``.
+    output : float
+        ``f_head(x)``.
     """
 
     norm: float
@@ -94,11 +117,14 @@ def _numba_kernel():
         return s, s1, s1 * (1.0 - 2.0 * s)
 
     @numba.njit(cache=False, fastmath=False, parallel=True)
-    def kernel(W1, v, x, c1, c2, code, nchunks):
+    def kernel(W1, v, x, c1, c2, code, has_bias, b1, beta1, xb, nchunks):
+        # With biases z_j gains beta1 b1[j] and |x|^2 gains xb = (beta1 / c1)^2.
         m, d = W1.shape
         xx = 0.0
         for i in range(d):
             xx += x[i] * x[i]
+        if has_bias:
+            xx += xb
         best = np.full(nchunks, -1.0)
         arg = np.zeros(nchunks, dtype=np.int64)
         frob = np.zeros(nchunks)
@@ -113,6 +139,8 @@ def _numba_kernel():
                 for i in range(d):
                     z += W1[j, i] * x[i]
                 z *= c1
+                if has_bias:
+                    z += beta1 * b1[j]
                 s, s1, s2 = act(code, z)
                 vj = v[j]
                 A = c2 * c1 * c1 * vj * s2
@@ -134,15 +162,18 @@ def _numba_kernel():
         return best, arg, frob, grad, out
 
     @numba.njit(cache=False, fastmath=False, parallel=True)
-    def norm_kernel(W1, v, x, c1, c2, code, K1, sqrtQ, nchunks):
+    def norm_kernel(W1, v, x, c1, c2, code, has_bias, b1, beta1, xb, K1, sqrtQ, nchunks):
         # Spectral norm only. Unit j's eigenvalue is at most u(|v_j|) =
         # (|v_j| K1 + sqrt(v_j^2 K1^2 + 4 Q)) / 2 (K1 = c2 c1^2 |x|^2 sup|phi''|,
         # sqrt(Q) = c2 c1 |x| sup|phi'|), increasing in |v_j|: rows whose bound cannot beat
-        # the running maximum are skipped without reading them.
+        # the running maximum are skipped without reading them. Biases as in kernel (the bounds
+        # hold for any z, so they hold with the bias; |x|^2 is the augmented |x~|^2).
         m, d = W1.shape
         xx = 0.0
         for i in range(d):
             xx += x[i] * x[i]
+        if has_bias:
+            xx += xb
         best = np.full(nchunks, -1.0)
         arg = np.zeros(nchunks, dtype=np.int64)
         visited = np.zeros(nchunks, dtype=np.int64)
@@ -159,6 +190,8 @@ def _numba_kernel():
                 for i in range(d):
                     z += W1[j, i] * x[i]
                 z *= c1
+                if has_bias:
+                    z += beta1 * b1[j]
                 s, s1, s2 = act(code, z)
                 p = c2 * c1 * c1 * vj * s2 * xx
                 B = c2 * c1 * s1
@@ -183,14 +216,22 @@ def _numba_kernel():
     return _KERNEL
 
 
-def _two_layer_numpy(W1, v, x, c1, c2, act: Activation):
-    """The same closed form in blocks of rows, with the activation's own derivatives."""
+def _two_layer_numpy(W1, v, x, c1, c2, act: Activation, bias=None):
+    """The same closed form in blocks of rows, with the activation's own derivatives.
+
+    ``bias``: ``None`` or ``(b1, beta1, xb)`` (``z += beta1 b1``, ``|x|^2 += xb``).
+    """
     xx = float(x @ x)
+    if bias is not None:
+        b1, beta1, xb = bias
+        xx += xb
     m = W1.shape[0]
     best, arg, frob, grad, out = -1.0, 0, 0.0, 0.0, 0.0
     for lo in range(0, m, _NUMPY_BLOCK_ROWS):
         hi = min(m, lo + _NUMPY_BLOCK_ROWS)
         z = c1 * (W1[lo:hi] @ x)
+        if bias is not None:
+            z += beta1 * b1[lo:hi]
         s, s1, s2 = act.phi(z), act.dphi(z), act.d2phi(z)
         vj = v[lo:hi]
         p = (c2 * c1 * c1 * xx) * vj * s2
@@ -221,6 +262,7 @@ def _two_layer_setup(net, params, x, head, backend, threads):
     W1 = params[0]
     v = np.asarray(params[1][head])
     c1, c2 = (float(c) for c in net.multipliers)
+    bias = _Bias.of(net, params, head)
     act = net.activation
     code = act.code
     if backend == "numba" and code is None:
@@ -236,7 +278,41 @@ def _two_layer_setup(net, params, x, head, backend, threads):
         v = np.ascontiguousarray(v, dtype=np.float64)
     else:
         W1, v = np.asarray(W1, dtype=np.float64), v.astype(np.float64)
-    return W1, v, np.ascontiguousarray(x), c1, c2, act, code if use_numba else None, threads
+    return (W1, v, np.ascontiguousarray(x), c1, c2, act, code if use_numba else None, threads,
+            bias)
+
+
+@dataclass(frozen=True)
+class _Bias:
+    """The bias terms of the closed form: ``z_j += beta1 b1_j``, ``|x|^2 += xb = (beta1/c1)^2``,
+    ``f += out``, ``||grad f||^2 += grad``."""
+
+    b1: np.ndarray
+    beta1: float
+    xb: float
+    out: float
+    grad: float
+
+    @staticmethod
+    def of(net: MLP, params, head: int):
+        """``None`` for a network without biases."""
+        if not net.has_bias:
+            return None
+        b1, b2 = net.biases(params)
+        c1 = float(net.multipliers[0])
+        beta1, beta2 = (float(b) for b in net.bias_multipliers)
+        return _Bias(b1=np.ascontiguousarray(b1, dtype=np.float64), beta1=beta1,
+                     xb=(beta1 / c1) ** 2, out=beta2 * float(b2[head]), grad=beta2 * beta2)
+
+    def kernel_args(self):
+        """``(has_bias, b1, beta1, xb)`` for the Numba kernels."""
+        return True, self.b1, self.beta1, self.xb
+
+    def numpy_args(self):
+        return self.b1, self.beta1, self.xb
+
+
+_NO_BIAS_ARGS = (False, np.zeros(0), 0.0, 0.0)
 
 
 def _run_numba(fn, threads, m, *args):
@@ -259,15 +335,17 @@ def two_layer_hessian(net: MLP, params, x, head: int = 0, backend: str = "auto",
     ``||H|| = max_j (|A_j| |x|^2 + sqrt(A_j^2 |x|^4 + 4 B_j^2 |x|^2)) / 2`` with
     ``A_j = c_2 c_1^2 v_j phi''(z_j)``, ``B_j = c_2 c_1 phi'(z_j)``, ``v = W_2[head]``
     (Liu, Zhu & Belkin 2020, two-layer network), together with ``||H||_F``, ``||grad f||``
-    and ``f(x)``.
+    and ``f(x)``. With biases ``z_j = c_1 w_j . x + beta_1 b_{1,j}`` and ``|x|^2`` becomes
+    ``|x|^2 + beta_1^2 / c_1^2`` (the module docstring), on both backends.
 
     Parameters
     ----------
     net : MLP
-        Two weight matrices, linear output.
+        Two weight matrices, linear output (with or without biases).
     params : list of arrays
-        ``[W_1 (m, d), W_2 (k, m)]``.
+        ``[W_1 (m, d), W_2 (k, m)]``, then ``[b_1 (m,), b_2 (k,)]`` for a network with biases.
     x : array, shape (d,) or (1, d)
+        One input.
     head : int
         Output whose Hessian is taken (the row of ``W_2``).
     backend : {"auto", "numba", "numpy"}
@@ -279,17 +357,24 @@ def two_layer_hessian(net: MLP, params, x, head: int = 0, backend: str = "auto",
     Returns
     -------
     TwoLayerHessian
+        ``||H||``, the unit attaining it, ``||H||_F``, ``||grad f||`` and ``f(x)``.
     """
-    W1, v, x, c1, c2, act, code, threads = _two_layer_setup(net, params, x, head, backend, threads)
+    W1, v, x, c1, c2, act, code, threads, bias = _two_layer_setup(net, params, x, head, backend,
+                                                                  threads)
     if code is not None:
         kernel = _numba_kernel()[0]
+        bias_args = _NO_BIAS_ARGS if bias is None else bias.kernel_args()
         best, arg, frob, grad, out = _run_numba(kernel, threads, W1.shape[0],
-                                                W1, v, x, c1, c2, code)
+                                                W1, v, x, c1, c2, code, *bias_args)
         i = int(np.argmax(best))
         norm, unit = float(best[i]), int(arg[i])
         frob, grad, out = float(frob.sum()), float(grad.sum()), float(out.sum())
     else:
-        norm, unit, frob, grad, out = _two_layer_numpy(W1, v, x, c1, c2, act)
+        norm, unit, frob, grad, out = _two_layer_numpy(
+            W1, v, x, c1, c2, act, None if bias is None else bias.numpy_args())
+    if bias is not None:
+        grad += bias.grad
+        out += bias.out
     return TwoLayerHessian(norm=norm, unit=unit, frobenius=math.sqrt(frob),
                            grad_norm=math.sqrt(grad), output=out)
 
@@ -306,22 +391,46 @@ def two_layer_hessian_norm(net: MLP, params, x, head: int = 0, backend: str = "a
     parallel launch costs more than it saves on a shared machine
     (``benchmarks/bench_hessian.py``). Other arguments as in :func:`two_layer_hessian`.
 
+    Parameters
+    ----------
+    net : MLP
+        Two weight matrices, linear output (with or without biases).
+    params : list of arrays
+        ``[W_1 (m, d), W_2 (k, m)]``, then ``[b_1 (m,), b_2 (k,)]`` for a network with biases.
+    x : array, shape (d,) or (1, d)
+        One input.
+    head : int
+        Output whose Hessian is taken (the row of ``W_2``).
+    backend : {"auto", "numba", "numpy"}
+        ``"numba"`` (activations with a ``code``; the pruned pass), ``"numpy"`` (blocked, any
+        activation with ``d2phi``; every unit evaluated), ``"auto"`` (Numba where it can).
+    threads : int, optional
+        Numba threads (default: 1).
+    return_visited : bool
+        Also return the fraction of the ``m`` units evaluated (``1.0`` on the NumPy path).
+
     Returns
     -------
     float, or (float, float) with ``return_visited``
+        ``||H||``, then the fraction of units visited.
     """
-    W1, v, x, c1, c2, act, code, threads = _two_layer_setup(net, params, x, head, backend, threads)
+    W1, v, x, c1, c2, act, code, threads, bias = _two_layer_setup(net, params, x, head, backend,
+                                                                  threads)
     threads = 1 if threads is None else threads
     if code is None:
-        norm = _two_layer_numpy(W1, v, x, c1, c2, act)[0]
+        norm = _two_layer_numpy(W1, v, x, c1, c2, act,
+                                None if bias is None else bias.numpy_args())[0]
         return (norm, 1.0) if return_visited else norm
     sup1, sup2 = act.sup_dphi, act.sup_d2phi
     xx = float(x @ x)
+    if bias is not None:
+        xx += bias.xb
     K1 = c2 * c1 * c1 * xx * sup2
     sqrtQ = c2 * c1 * math.sqrt(xx) * sup1
     kernel = _numba_kernel()[1]
+    bias_args = _NO_BIAS_ARGS if bias is None else bias.kernel_args()
     best, arg, visited = _run_numba(kernel, threads, W1.shape[0],
-                                    W1, v, x, c1, c2, code, K1, sqrtQ)
+                                    W1, v, x, c1, c2, code, *bias_args, K1, sqrtQ)
     norm = float(best.max())
     return (norm, float(visited.sum()) / W1.shape[0]) if return_visited else norm
 
@@ -331,16 +440,40 @@ def two_layer_unit_blocks(net: MLP, params, x, head: int = 0) -> tuple[np.ndarra
 
     Unit ``j``'s two non-zero Hessian eigenvalues are those of
     ``[[A_j|x|^2, B_j|x|], [B_j|x|, 0]]``: their sum is ``A_j |x|^2`` and their product
-    ``-B_j^2 |x|^2``. Returns two arrays of shape ``(m,)``.
+    ``-B_j^2 |x|^2``. With biases ``z_j`` includes ``beta_1 b_j`` and ``|x|`` is the norm of the
+    augmented input, ``sqrt(|x|^2 + beta_1^2 / c_1^2)`` (module docstring).
+
+    Parameters
+    ----------
+    net : MLP
+        Two weight matrices, linear output (with or without biases).
+    params : list of arrays
+        ``[W_1 (m, d), W_2 (k, m)]``, then ``[b_1 (m,), b_2 (k,)]`` for a network with biases.
+    x : array, shape (d,) or (1, d)
+        One input.
+    head : int
+        Output whose Hessian is taken (the row of ``W_2``).
+
+    Returns
+    -------
+    a : numpy.ndarray, shape (m,)
+        ``A_j |x|^2``, the diagonal entry of unit ``j``'s block.
+    b : numpy.ndarray, shape (m,)
+        ``B_j |x|``, its off-diagonal entry.
     """
     net = check_hessian_net(net)
     if net.depth != 2 or net.output_activation is not None:
         raise ValueError("two_layer_unit_blocks needs a two-layer network with a linear output")
     x = single_input(net, x)
     head = check_head(net, head)
-    W1, W2 = net.check_params(params)
+    params = net.check_params(params)
+    W1, W2 = net.weights(params)
     c1, c2 = net.multipliers
     z = c1 * (W1 @ x)
     xn = float(np.linalg.norm(x))
+    bias = _Bias.of(net, params, head)
+    if bias is not None:
+        z = z + bias.beta1 * bias.b1
+        xn = math.sqrt(xn * xn + bias.xb)
     return (c2 * c1 * c1 * W2[head] * net.activation.d2phi(z) * xn * xn,
             c2 * c1 * net.activation.dphi(z) * xn)

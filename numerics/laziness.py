@@ -29,6 +29,22 @@ def linearity_network(variant: str, d: int, m: int, bottleneck: int = 2) -> MLP:
     constant); ``output-tanh``/``output-relu``: the same with ``tanh`` on the output (it is not);
     ``bottleneck``: ``[d, m, bottleneck, m, 1]`` tanh networks with a narrow hidden layer (it is
     not either).
+
+    Parameters
+    ----------
+    variant : {"linear-tanh", "linear-relu", "output-tanh", "output-relu", "bottleneck"}
+        The network variant.
+    d : int
+        The input dimension.
+    m : int
+        The width.
+    bottleneck : int, optional
+        The width of the narrow layer of ``"bottleneck"``.
+
+    Returns
+    -------
+    MLP
+        The network.
     """
     one_of(variant, "variant", LINEARITY_VARIANTS)
     if variant == "bottleneck":
@@ -49,11 +65,31 @@ def measure_laziness(net: MLP, X, Y, seed, lr_factor: float, fraction: float,
     at most ``max_steps`` steps; divergence (loss above ``1e6 (L_0 + 1)``) raises
     :class:`ntkdyn.base.errors.DivergenceError`.
 
-    Returns ``kernel_change`` ``||K_T - K_0||_F / ||K_0||_F``, ``weight_change``
-    ``||w_T - w_0||``, ``weight_norm`` ``||w_0||``, ``predicted_weight_change`` (the same steps
-    on the linearised model, :func:`ntkdyn.theory.linearity.linearized_weight_change`),
-    ``steps``, ``lr``, ``converged`` (1.0 or 0.0), ``losses`` (``L_s / L_0`` per step),
-    ``initial_kernel`` ``K_0`` ``(n, n)`` and ``initial_outputs`` ``f(w_0; X)`` ``(n,)``.
+    Parameters
+    ----------
+    net : MLP
+        The network (one output).
+    X : numpy.ndarray, shape (n, d)
+        Training inputs.
+    Y : numpy.ndarray, shape (n, 1)
+        Training targets.
+    seed : int, sequence of int or numpy.random.Generator
+        The initialisation's random stream.
+    lr_factor : float
+        The learning rate in units of ``1 / lambda_max(K_0 / n)``.
+    fraction : float
+        Stop once ``L <= fraction L_0``.
+    max_steps : int
+        The most steps taken.
+
+    Returns
+    -------
+    dict
+        ``kernel_change`` ``||K_T - K_0||_F / ||K_0||_F``, ``weight_change``
+        ``||w_T - w_0||``, ``weight_norm`` ``||w_0||``, ``predicted_weight_change`` (the same
+        steps on the linearised model, :func:`ntkdyn.theory.linearity.linearized_weight_change`),
+        ``steps``, ``lr``, ``converged`` (1.0 or 0.0), ``losses`` (``L_s / L_0`` per step),
+        ``initial_kernel`` ``K_0`` ``(n, n)`` and ``initial_outputs`` ``f(w_0; X)`` ``(n,)``.
     """
     lr_factor = positive_float(lr_factor, "lr_factor")
     fraction = positive_float(fraction, "fraction")

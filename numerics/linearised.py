@@ -7,7 +7,9 @@ Linearisation* (arXiv:2211.12345), Algorithm 1. The network's linearisation arou
     f_lin(x; theta | theta_tilde) = f(x; theta_tilde) + J(x; theta_tilde) (theta - theta_tilde),
 
 is trained by gradient descent on its weights ``theta``; every ``K`` steps the linearisation point
-moves to the current weights (a "feature update"). ``K = 1`` is ordinary gradient descent,
+moves to the current weights (a "feature update"). ``theta`` is every parameter: for a network
+with biases (:class:`numerics.networks.Network`, ``b_std > 0``) the biases too, and ``J`` has
+their columns (``d h_l / d b_l = beta_l``). ``K = 1`` is ordinary gradient descent,
 ``K = inf`` is training with the frozen empirical NTK (Lee et al. 2019). ``J v`` is a hand-written
 forward-mode pass (:func:`jvp`) and ``J^T g`` is back-propagation (:meth:`MLP.backward`); the
 Jacobian is never materialised. The training loop is :func:`numerics.training.gradient_descent`
@@ -64,7 +66,18 @@ __all__ = [
 # ----------------------------------------------------------------------------- losses
 @dataclass(frozen=True)
 class Loss:
-    """A loss averaged over examples: ``value_and_grad(F, Y) -> (L, dL/dF)``, ``F, Y`` (n, k)."""
+    """A loss averaged over examples: ``value_and_grad(F, Y) -> (L, dL/dF)``, ``F, Y`` (n, k).
+
+    Parameters
+    ----------
+    name : str
+        The loss's name (a key of :data:`LOSSES` for the built-in ones).
+    value_and_grad : callable
+        ``(F, Y) -> (float, numpy.ndarray of shape (n, k))``: the loss of outputs ``F`` against
+        targets ``Y``, both ``(n, k)``, and its gradient with respect to ``F``.
+    min_outputs : int
+        The fewest outputs ``k`` the loss accepts (2 for cross-entropy).
+    """
 
     name: str
     value_and_grad: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
@@ -88,7 +101,25 @@ LOSSES: dict[str, Loss] = {
 
 
 def get_loss(loss: str | Loss) -> Loss:
-    """The :class:`Loss` named ``loss`` (or ``loss`` itself)."""
+    """The :class:`Loss` named ``loss`` (or ``loss`` itself).
+
+    Parameters
+    ----------
+    loss : {"mse", "cross_entropy"} or Loss
+        A name from :data:`LOSSES`, or a :class:`Loss`.
+
+    Returns
+    -------
+    Loss
+        The loss.
+
+    Raises
+    ------
+    TypeError
+        When ``loss`` is neither a string nor a :class:`Loss`.
+    ValueError
+        When ``loss`` is an unknown name.
+    """
     if isinstance(loss, Loss):
         return loss
     if not isinstance(loss, str):
@@ -101,7 +132,20 @@ def get_loss(loss: str | Loss) -> Loss:
 
 def accuracy(F, Y) -> float:
     """Fraction of correct predictions: arg-max agreement for ``k > 1`` outputs, sign agreement
-    for one output."""
+    for one output.
+
+    Parameters
+    ----------
+    F : array, shape (n, k)
+        Model outputs.
+    Y : array, shape (n, k)
+        Targets (one-hot for ``k > 1``, signed labels for ``k = 1``).
+
+    Returns
+    -------
+    float
+        The fraction, in ``[0, 1]``.
+    """
     F, Y = np.asarray(F), np.asarray(Y)
     if F.shape[1] == 1:
         return float(np.mean(np.sign(F[:, 0]) == np.sign(Y[:, 0])))
@@ -132,22 +176,47 @@ def _linearisation_point(net: MLP, params, X) -> _Point:
 
 def _jvp_at(net: MLP, params, point: _Point, tangent) -> np.ndarray:
     """Forward-mode pass: ``dh_1 = c_1 X V_1^T``,
-    ``dh_l = c_l (phi'(h_{l-1}) dh_{l-1} W_l^T + a_{l-1} V_l^T)``, ``J v = psi'(h_L) dh_L``."""
+    ``dh_l = c_l (phi'(h_{l-1}) dh_{l-1} W_l^T + a_{l-1} V_l^T)``, ``J v = psi'(h_L) dh_L``;
+    with biases every ``dh_l`` gains ``beta_l v_{b_l}`` (the tangent of ``b_l``)."""
     acts = point.forward.activations
+    L = net.depth
+    beta = net.bias_multipliers if net.has_bias else None
     dh = None
-    for l, (W, V, c) in enumerate(zip(params, tangent, net.multipliers)):
+    for l, (W, V, c) in enumerate(zip(params[:L], tangent[:L], net.multipliers)):
         step = acts[l] @ V.T
         if dh is not None:
             step += (point.slopes[l - 1] * dh) @ W.T
         dh = step if c == 1.0 else c * step
+        if beta is not None:
+            dh += beta[l] * tangent[L + l]
     return dh if point.slopes[-1] is None else point.slopes[-1] * dh
 
 
 def jvp(net: MLP, params, X, tangent) -> tuple[np.ndarray, np.ndarray]:
     """``(f(X; theta), J(X; theta) v)`` by one forward and one forward-mode pass.
 
-    ``tangent`` is a parameter-shaped list ``v = [V_1, ..., V_L]``; the result ``J v`` has shape
+    ``tangent`` is a parameter-shaped list ``v = [V_1, ..., V_L]`` (followed by the bias
+    tangents ``[v_{b_1}, ..., v_{b_L}]`` for a network with biases); the result ``J v`` has shape
     ``(n, k)``. The Jacobian is never formed.
+
+    Parameters
+    ----------
+    net : MLP
+        The network.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases): the point ``theta`` where ``J`` is taken.
+    X : array, shape (n, d)
+        Inputs.
+    tangent : list of arrays shaped like ``params``
+        The direction ``v``.
+
+    Returns
+    -------
+    f : numpy.ndarray, shape (n, k)
+        The outputs ``f(X; theta)``.
+    jv : numpy.ndarray, shape (n, k)
+        ``J(X; theta) v``.
     """
     _check_net(net)
     params = net.check_params(params)
@@ -169,9 +238,11 @@ class LinearisedMLP:
     Parameters
     ----------
     net : MLP
+        The network linearised.
     params0 : list of arrays
         The linearisation point ``theta_0`` (copied).
     loss : {"mse", "cross_entropy"} or Loss
+        The training loss (:func:`get_loss`); cross-entropy needs ``k >= 2`` outputs.
     """
 
     _CACHE_SIZE = 4
@@ -191,7 +262,22 @@ class LinearisedMLP:
         return f"LinearisedMLP({self.net!r}, loss={self.loss.name!r})"
 
     def point(self, X, cache: bool = True) -> _Point:
-        """Forward pass at ``theta_0`` on ``X`` (cached by the identity of ``X``)."""
+        """Forward pass at ``theta_0`` on ``X`` (cached by the identity of ``X``).
+
+        Parameters
+        ----------
+        X : array, shape (n, d)
+            Inputs (not checked here).
+        cache : bool
+            Store the result for later calls with the same array (the oldest of the last
+            four is dropped).
+
+        Returns
+        -------
+        _Point
+            The forward pass at ``theta_0`` and the slopes ``phi'(h_l)`` (and ``psi'(h_L)``)
+            the forward-mode pass needs.
+        """
         hit = self._cache.get(id(X))
         if hit is not None and hit[0] is X:
             return hit[1]
@@ -203,17 +289,55 @@ class LinearisedMLP:
         return point
 
     def offset(self, params) -> list[np.ndarray]:
-        """``theta - theta_0``, after checking that ``params`` has the network's structure."""
+        """``theta - theta_0``, after checking that ``params`` has the network's structure.
+
+        Parameters
+        ----------
+        params : list of arrays
+            ``theta``, shaped like ``params0``.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            ``theta - theta_0``, one array per parameter array.
+        """
         params = self.net.check_params(params)
         return [W - W0 for W, W0 in zip(params, self.params0)]
 
     def jvp(self, tangent, X) -> np.ndarray:
-        """``J(X; theta_0) v``, shape ``(n, k)``."""
+        """``J(X; theta_0) v``, shape ``(n, k)``.
+
+        Parameters
+        ----------
+        tangent : list of arrays shaped like ``params0``
+            The direction ``v``.
+        X : array, shape (n, d)
+            Inputs.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, k)
+            ``J(X; theta_0) v``.
+        """
         tangent = self.net.check_params(tangent, "tangent")
         return _jvp_at(self.net, self.params0, self.point(X), tangent)
 
     def vjp(self, output_grad, X) -> list[np.ndarray]:
-        """``J(X; theta_0)^T g = sum_i g_i . d f(x_i; theta_0) / d theta``, one array per layer."""
+        """``J(X; theta_0)^T g = sum_i g_i . d f(x_i; theta_0) / d theta``, one array per
+        parameter array (weights, then biases).
+
+        Parameters
+        ----------
+        output_grad : array, shape (n, k)
+            ``g``, one row per input.
+        X : array, shape (n, d)
+            Inputs.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            ``J^T g``, shaped like ``params0``.
+        """
         point = self.point(X)
         G = as_array(output_grad, "output_grad", ndim=2)
         if G.shape != point.forward.output.shape:
@@ -228,13 +352,46 @@ class LinearisedMLP:
         return point.forward.output + _jvp_at(self.net, self.params0, point, self.offset(params))
 
     def apply(self, params, X) -> np.ndarray:
-        """``f_lin(X; params | theta_0)``, shape ``(n, k)``."""
+        """``f_lin(X; params | theta_0)``, shape ``(n, k)``.
+
+        Parameters
+        ----------
+        params : list of arrays
+            ``theta``, shaped like ``params0``.
+        X : array, shape (n, d)
+            Inputs.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, k)
+            ``f(X; theta_0) + J(X; theta_0) (theta - theta_0)``.
+        """
         return self._outputs(params, X)
 
     def loss_and_gradients(self, params, X, Y, cache: bool = True, zero_offset: bool = False):
-        """The linear model's loss and its gradient ``J^T dL/dF``, one array per weight matrix.
+        """The linear model's loss and its gradient ``J^T dL/dF``, one array per parameter array.
 
         ``zero_offset=True`` asserts ``params == theta_0`` and skips the forward-mode pass.
+
+        Parameters
+        ----------
+        params : list of arrays
+            ``theta``, shaped like ``params0``.
+        X : array, shape (n, d)
+            Inputs.
+        Y : array, shape (n, k) or (n,)
+            Targets.
+        cache : bool
+            Cache the forward pass at ``theta_0`` on ``X`` (:meth:`point`).
+        zero_offset : bool
+            The caller asserts ``params == theta_0`` (not checked): ``f_lin = f(X; theta_0)``.
+
+        Returns
+        -------
+        loss : float
+            The loss of ``f_lin(X; params | theta_0)`` against ``Y``.
+        gradients : list of numpy.ndarray
+            ``J(X; theta_0)^T dL/dF``, shaped like ``params``.
         """
         X = self.net.check_inputs(X)
         point = self.point(X, cache=cache)
@@ -244,7 +401,22 @@ class LinearisedMLP:
         return loss, self.net.backward(self.params0, point.forward, dF)
 
     def ntk(self, X, X2=None, heads: str = "sum") -> np.ndarray:
-        """The (constant) NTK of the linear model, ``J(X; theta_0) J(X2; theta_0)^T``."""
+        """The (constant) NTK of the linear model, ``J(X; theta_0) J(X2; theta_0)^T``.
+
+        Parameters
+        ----------
+        X : array, shape (n, d)
+            Inputs.
+        X2 : array, shape (n2, d), optional
+            Second inputs; ``None``: ``X``.
+        heads : {"sum", "each", "full"}
+            As in :func:`numerics.kernels.empirical_ntk`.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(n, n2)``, ``(k, n, n2)`` or ``(k, k, n, n2)`` for ``heads``.
+        """
         return empirical_ntk(self.net, self.params0, X, X2, heads=heads)
 
 
@@ -263,6 +435,38 @@ class LinearisedTrajectory(Trajectory):
     empirical NTK (heads summed) on ``ntk_inputs`` at each of them, when requested;
     ``loss_before_update[j]`` / ``loss_after_update[j]`` are the full training loss just before and
     just after feature update ``j + 1`` (the jump of the loss at a re-linearisation).
+
+    Parameters
+    ----------
+    lr : float or callable
+        The learning rate as given.
+    times : numpy.ndarray, shape (S + 1,)
+        Gradient-flow time of each step.
+    losses : numpy.ndarray, shape (S + 1,)
+        The loss at each step (with minibatches, of that step's batch).
+    record_steps : numpy.ndarray of int
+        The steps at which the observables were recorded.
+    observables : dict of str to numpy.ndarray
+        One value per entry of ``record_steps`` for each observable.
+    params : list of numpy.ndarray
+        The final weights ``theta`` of the linear model.
+    snapshots : list or None
+        ``theta`` at ``record_steps``, when requested.
+    stop_step : int or None
+        The step at which a stopping rule fired.
+    relinearise_every : int or float
+        ``K`` (``inf``: never).
+    feature_updates : int
+        The number of re-linearisations.
+    linearisation_point : list of numpy.ndarray
+        The final ``theta_tilde``.
+    relinearisation_steps : numpy.ndarray of int, shape (feature_updates + 1,)
+        Step 0 and the step of every feature update.
+    kernels : numpy.ndarray, shape (feature_updates + 1, m, m), or None
+        The empirical NTK (heads summed) on the ``m`` inputs ``ntk_inputs`` at each of
+        ``relinearisation_steps``, when requested.
+    loss_before_update, loss_after_update : numpy.ndarray, shape (feature_updates,)
+        The full training loss just before and just after each feature update.
     """
 
     relinearise_every: float = float("inf")
@@ -291,7 +495,24 @@ def minibatch_indices(n: int, batch_size: int | None, steps: int, seed=0):
     """The example indices used at each of ``steps`` steps: ``None`` (full batch) or
     ``batch_size`` indices drawn without replacement, independently at every step, from ``seed``
     (sorted). The batches of :func:`iterative_linearised_training`; for epochs (every example
-    once per epoch) see :func:`numerics.training.epoch_batches`."""
+    once per epoch) see :func:`numerics.training.epoch_batches`.
+
+    Parameters
+    ----------
+    n : int
+        Number of examples.
+    batch_size : int or None
+        Indices per batch, ``<= n``; ``None``: full batches.
+    steps : int
+        Number of steps (``>= 0``).
+    seed : int or Generator
+        Draws the batches.
+
+    Returns
+    -------
+    iterator
+        ``steps`` items: ``None`` each, or sorted int arrays of shape ``(batch_size,)``.
+    """
     n = positive_int(n, "n")
     steps = positive_int(steps, "steps", minimum=0)
     if batch_size is None:
@@ -424,10 +645,13 @@ def iterative_linearised_training(net: MLP, params, X, Y, lr, steps, relinearise
     relinearise_every : int >= 1 or float("inf")
         ``K``; ``1`` is plain gradient descent, ``inf`` never moves the features.
     loss : {"mse", "cross_entropy"} or Loss
+        The training loss (:func:`get_loss`).
     batch_size : int, optional
         Minibatch SGD with batches from :func:`minibatch_indices` (``seed``); full batch by default.
         With minibatches ``losses[s]`` (``s < T``) is the loss of step ``s``'s batch; the full
         training loss is ``observables["loss"]``.
+    seed : int or Generator
+        Draws the minibatches (unused for full batches).
     test : pair ``(X_test, Y_test)``, optional
         Adds ``test_loss`` and ``test_accuracy`` (linear model) to the observables.
     record : mapping name -> ``fn(model, theta, X, Y)``
@@ -440,6 +664,7 @@ def iterative_linearised_training(net: MLP, params, X, Y, lr, steps, relinearise
     Returns
     -------
     LinearisedTrajectory
+        The record of the run, with the final ``theta`` and ``theta_tilde``.
 
     Raises
     ------
@@ -501,6 +726,21 @@ def gauss_newton_gram(net: MLP, params, X) -> np.ndarray:
     """``G = J J^T / n`` in head-major layout ``G[(i, a), (j, b)]``, shape ``(k n, k n)``.
 
     Built from the layer-wise empirical NTK (``heads="full"``), never from ``J``.
+
+    Parameters
+    ----------
+    net : MLP
+        The network.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases): the point ``theta`` where ``J`` is taken.
+    X : array, shape (n, d)
+        Inputs.
+
+    Returns
+    -------
+    numpy.ndarray, shape (k n, k n)
+        ``G``; row ``a n + i`` is output ``a`` at input ``i``.
     """
     X = net.check_inputs(X)
     n, k = X.shape[0], net.output_dim
@@ -513,6 +753,26 @@ def filtered_step(net: MLP, params, X, Y, spectral_fn: Callable[[np.ndarray], np
     ``G = J J^T / n``.
 
     MSE residual ``r = f(X; theta) - Y``; ``J^T`` is applied by back-propagation.
+
+    Parameters
+    ----------
+    net : MLP
+        The network.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases): the point ``theta`` where ``J`` is taken.
+    X : array, shape (n, d)
+        Inputs.
+    Y : array, shape (n, k) or (n,)
+        Targets.
+    spectral_fn : callable
+        ``h``: maps the eigenvalues ``mu`` of ``G`` (shape ``(k n,)``) to an array of the same
+        shape.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``delta``, shaped like ``params``.
     """
     params, X, Y = _mse_setup(net, params, X, Y)
     n, k = Y.shape
@@ -526,13 +786,48 @@ def filtered_step(net: MLP, params, X, Y, spectral_fn: Callable[[np.ndarray], np
 
 def spectral_filter_step(net: MLP, params, X, Y, lr, steps):
     """The closed form of ``steps`` full-batch MSE steps of the linear model from its linearisation
-    point: ``delta_K = -(1/n) J^T h_K(G) r`` (:func:`theory.kernel_regime.spectral_filter`)."""
+    point: ``delta_K = -(1/n) J^T h_K(G) r`` (:func:`theory.kernel_regime.spectral_filter`).
+
+    Parameters
+    ----------
+    net : MLP
+        The network.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases): the point ``theta`` where ``J`` is taken.
+    X : array, shape (n, d)
+        Inputs.
+    Y : array, shape (n, k) or (n,)
+        Targets.
+    lr : float
+        Learning rate, ``> 0``.
+    steps : int
+        ``K``, the number of steps.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``delta_K``, shaped like ``params``.
+    """
     lr = positive_float(lr, "lr")
     return filtered_step(net, params, X, Y, lambda mu: spectral_filter(mu, lr, steps))
 
 
 def matched_damping(lr, steps) -> float:
-    """The damping ``lambda = 1 / (lr K)`` at which damped Gauss-Newton matches ``K`` steps."""
+    """The damping ``lambda = 1 / (lr K)`` at which damped Gauss-Newton matches ``K`` steps.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, ``> 0``.
+    steps : float
+        ``K``, ``> 0``.
+
+    Returns
+    -------
+    float
+        ``1 / (lr K)``.
+    """
     return 1.0 / (positive_float(lr, "lr") * positive_float(steps, "steps"))
 
 
@@ -542,6 +837,27 @@ def damped_gauss_newton_step(net: MLP, params, X, Y, damping, rcond: float = 1e-
 
     ``damping = 0`` gives the minimum-norm Gauss-Newton step ``-(J^T J)^+ J^T r`` (eigenvalues of
     ``G`` below ``rcond * max`` are dropped).
+
+    Parameters
+    ----------
+    net : MLP
+        The network.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases): the point ``theta`` where ``J`` is taken.
+    X : array, shape (n, d)
+        Inputs.
+    Y : array, shape (n, k) or (n,)
+        Targets.
+    damping : float
+        ``lambda >= 0``.
+    rcond : float
+        With ``damping = 0``, the relative cut-off of the eigenvalues of ``G``.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``delta``, shaped like ``params``.
     """
     damping = positive_float(damping, "damping", allow_zero=True)
     rcond = positive_float(rcond, "rcond", allow_zero=True)
@@ -557,7 +873,17 @@ def damped_gauss_newton_step(net: MLP, params, X, Y, damping, rcond: float = 1e-
 
 class GaussNewtonDirection:
     """A model whose "gradient" is minus the damped Gauss-Newton step, so that
-    :func:`numerics.training.gradient_descent` with ``lr = 1`` iterates damped Gauss-Newton."""
+    :func:`numerics.training.gradient_descent` with ``lr = 1`` iterates damped Gauss-Newton.
+
+    Parameters
+    ----------
+    net : MLP
+        The network.
+    damping : float
+        ``lambda >= 0`` (:func:`damped_gauss_newton_step`).
+    rcond : float
+        Eigenvalue cut-off for ``damping = 0``.
+    """
 
     def __init__(self, net: MLP, damping, rcond: float = 1e-12):
         self.net = net
@@ -565,6 +891,24 @@ class GaussNewtonDirection:
         self.rcond = rcond
 
     def loss_and_gradients(self, params, X, Y):
+        """The network's MSE loss and minus the damped Gauss-Newton step.
+
+        Parameters
+        ----------
+        params : list of arrays
+            The network's parameters ``theta``.
+        X : array, shape (n, d)
+            Inputs.
+        Y : array, shape (n, k) or (n,)
+            Targets.
+
+        Returns
+        -------
+        loss : float
+            The MSE loss at ``theta``.
+        gradients : list of numpy.ndarray
+            ``-delta`` (:func:`damped_gauss_newton_step`), shaped like ``params``.
+        """
         delta = damped_gauss_newton_step(self.net, params, X, Y, self.damping, self.rcond)
         return self.net.loss(params, X, Y), [-d for d in delta]
 
@@ -574,6 +918,29 @@ def damped_gauss_newton(net: MLP, params, X, Y, damping, steps, **kwargs) -> Tra
 
     Returns a :class:`~numerics.training.Trajectory` whose time axis counts iterations
     (``lr = 1``); ``kwargs`` go to :func:`numerics.training.gradient_descent`.
+
+    Parameters
+    ----------
+    net : MLP
+        The network.
+    params : list of arrays
+        ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})`` (then ``[b_1, ..., b_L]`` for
+        a network with biases): the starting point.
+    X : array, shape (n, d)
+        Inputs.
+    Y : array, shape (n, k) or (n,)
+        Targets.
+    damping : float
+        ``lambda >= 0``.
+    steps : int
+        Number of iterations.
+    **kwargs
+        Passed to :func:`numerics.training.gradient_descent` (``record``, ``every``, ...).
+
+    Returns
+    -------
+    Trajectory
+        The record of the iterations.
     """
     params, X, Y = _mse_setup(net, params, X, Y)
     return gradient_descent(GaussNewtonDirection(net, damping), params, X, Y, 1.0, steps, **kwargs)

@@ -19,12 +19,14 @@ initialisation, and the same pair ``(beta_l, t_l)`` for the bias, so that
 neural-tangents' ``stax.Dense`` convention (``W_std``, ``b_std``).
 
 Parameters are a plain list ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``, followed
-by the biases ``[b_1, ..., b_L]`` (shape ``(n_l,)``) when the network has them; data are ``X`` of shape ``(n, d)``, targets ``Y`` of shape ``(n, k)``; the loss is
+by the biases ``[b_1, ..., b_L]`` (shape ``(n_l,)``) when the network has them; data are
+``X`` of shape ``(n, d)``, targets ``Y`` of shape ``(n, k)``; the loss is
 ``L = 1/(2n) sum_i ||f(x_i) - y_i||^2`` (:mod:`ntkdyn.base.losses`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -43,6 +45,16 @@ class Forward:
     ``activations[l]`` is the input of weight matrix ``l`` (``activations[0] = X``);
     ``preactivations[l]`` is ``h_{l+1} = c_{l+1} activations[l] @ W_{l+1}^T``;
     ``output`` is ``psi(preactivations[-1])``.
+
+    Parameters
+    ----------
+    activations : list of ndarray
+        ``L`` arrays: ``activations[0] = X`` of shape ``(n, d)``, then ``phi(h_l)`` of shape
+        ``(n, n_l)`` for ``l = 1, ..., L-1``.
+    preactivations : list of ndarray
+        ``L`` arrays ``h_1, ..., h_L``, ``h_l`` of shape ``(n, n_l)`` (biases included).
+    output : ndarray, shape (n, k)
+        The network outputs ``f = psi(h_L)`` (``h_L`` itself without an output activation).
     """
 
     activations: list[np.ndarray]
@@ -67,8 +79,9 @@ class MLP:
         ``"ntk"``: ``c_l = 1/sqrt(fan_in)``; ``"standard"``: ``c_l = 1``.
     """
 
-    def __init__(self, widths, activation="relu", output_activation=None, init_scale=1.0,
-                 parameterization="ntk"):
+    def __init__(self, widths: Sequence[int], activation: str | Activation = "relu",
+                 output_activation: str | Activation | None = None, init_scale: float = 1.0,
+                 parameterization: str = "ntk") -> None:
         if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__"):
             raise TypeError(f"widths must be a sequence of positive integers, got {widths!r}")
         if len(widths) < 2:
@@ -96,14 +109,17 @@ class MLP:
 
     @property
     def input_dim(self) -> int:
+        """Input dimension ``d = widths[0]``."""
         return self.widths[0]
 
     @property
     def output_dim(self) -> int:
+        """Number of outputs (heads) ``k = widths[-1]``."""
         return self.widths[-1]
 
     @property
     def shapes(self) -> list[tuple[int, int]]:
+        """Shapes ``(n_l, n_{l-1})`` of the weight matrices ``W_1, ..., W_L``."""
         return [(self.widths[l + 1], self.widths[l]) for l in range(self.depth)]
 
     @property
@@ -118,18 +134,48 @@ class MLP:
 
     @property
     def num_params(self) -> int:
+        """Total number of parameters ``P`` (weights and biases)."""
         return sum(int(np.prod(shape)) for shape in self.param_shapes)
 
     def weights(self, params) -> list[np.ndarray]:
-        """``[W_1, ..., W_L]`` from a parameter list."""
+        """``[W_1, ..., W_L]`` from a parameter list.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            A parameter list (weights, then biases if any); not checked.
+
+        Returns
+        -------
+        list of ndarray
+            Its first ``L`` entries, ``W_l`` of shape ``(n_l, n_{l-1})`` (not copied).
+        """
         return list(params[:self.depth])
 
     def biases(self, params) -> list[np.ndarray] | None:
-        """``[b_1, ..., b_L]`` from a parameter list, or ``None`` for a network without biases."""
+        """``[b_1, ..., b_L]`` from a parameter list, or ``None`` for a network without biases.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            A parameter list (weights, then biases if any); not checked.
+
+        Returns
+        -------
+        list of ndarray or None
+            Its last ``L`` entries, ``b_l`` of shape ``(n_l,)`` (not copied), or ``None``.
+        """
         return list(params[self.depth:]) if self.has_bias else None
 
     def layer_scales(self) -> list[tuple[float, float, float, float]]:
-        """``(c_l, s_l, beta_l, t_l)`` for every layer (see the module docstring)."""
+        """``(c_l, s_l, beta_l, t_l)`` for every layer (see the module docstring).
+
+        Returns
+        -------
+        list of tuple of float
+            ``L`` tuples: weight multiplier ``c_l``, initial weight std ``s_l``, bias
+            multiplier ``beta_l`` and initial bias std ``t_l`` (``0`` and ``0`` without biases).
+        """
         return list(zip(self.multipliers, self.init_stds, self.bias_multipliers, self.bias_stds))
 
     def __repr__(self) -> str:
@@ -142,7 +188,18 @@ class MLP:
     def init(self, seed=0, dtype=np.float64) -> list[np.ndarray]:
         """Draw ``W_l ~ N(0, s_l^2)`` (then ``b_l ~ N(0, t_l^2)``) i.i.d. from ``seed``.
 
-        ``seed`` is an int, a list of ints or a Generator; ``dtype`` a floating dtype.
+        Parameters
+        ----------
+        seed : int, list of int or numpy.random.Generator, default 0
+            As accepted by :func:`ntkdyn.base.validation.as_generator`; a Generator is advanced.
+        dtype : dtype, default float64
+            A real floating dtype.
+
+        Returns
+        -------
+        list of ndarray
+            ``[W_1, ..., W_L]`` (shapes :attr:`shapes`), then ``[b_1, ..., b_L]`` (shapes
+            :attr:`bias_shapes`) when the network has biases, in ``dtype``.
         """
         dtype = check_float_dtype(dtype, "dtype")
         rng = as_generator(seed)
@@ -157,7 +214,27 @@ class MLP:
         return what + f" and {self.depth} bias vectors" if self.has_bias else what
 
     def check_params(self, params, name: str = "params") -> list[np.ndarray]:
-        """Validate a parameter list against this network's shapes (real, finite floats)."""
+        """Validate a parameter list against this network's shapes (real, finite floats).
+
+        Parameters
+        ----------
+        params : list or tuple of array_like
+            The weights, then the biases (if any), of shapes :attr:`param_shapes`.
+        name : str, default "params"
+            The argument's name, used in the messages.
+
+        Returns
+        -------
+        list of ndarray
+            The entries as arrays (their floating dtype kept, not copied).
+
+        Raises
+        ------
+        TypeError
+            Not a list or tuple, or an entry that is not a real floating array.
+        ValueError
+            The wrong number of arrays, a wrong shape, or NaN or inf entries.
+        """
         if not isinstance(params, (list, tuple)):
             raise TypeError(f"{name} must be a list of {self._param_description()}, "
                             f"got {type(params).__name__}")
@@ -178,6 +255,27 @@ class MLP:
         return out
 
     def check_inputs(self, X, name: str = "X") -> np.ndarray:
+        """Validate inputs: a finite, non-empty real array of shape ``(n, d)``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+            Inputs, ``d`` = :attr:`input_dim`, ``n >= 1``.
+        name : str, default "X"
+            The argument's name, used in the messages.
+
+        Returns
+        -------
+        ndarray, shape (n, d)
+            In float64 (float32 is kept).
+
+        Raises
+        ------
+        TypeError
+            Not a real numeric array.
+        ValueError
+            Not 2-D, the wrong number of columns, no rows, or NaN or inf entries.
+        """
         X = as_array(X, name, ndim=2, keep_float32=True)
         if X.shape[1] != self.input_dim:
             raise ValueError(f"{name} must have {self.input_dim} columns (the input dimension), "
@@ -187,6 +285,29 @@ class MLP:
         return X
 
     def check_targets(self, Y, n: int, name: str = "Y") -> np.ndarray:
+        """Validate targets: a finite real array of shape ``(n, k)`` (or ``(n,)`` when ``k = 1``).
+
+        Parameters
+        ----------
+        Y : array_like, shape (n, k) or (n,)
+            Targets, ``k`` = :attr:`output_dim`; a 1-D array is read as one column.
+        n : int
+            The number of examples (rows of the inputs).
+        name : str, default "Y"
+            The argument's name, used in the messages.
+
+        Returns
+        -------
+        ndarray, shape (n, k)
+            In float64 (float32 is kept).
+
+        Raises
+        ------
+        TypeError
+            Not a real numeric array.
+        ValueError
+            Not of shape ``(n, k)`` after the reshape, or NaN or inf entries.
+        """
         Y = as_array(Y, name, ndim=(1, 2), keep_float32=True)
         if Y.ndim == 1:
             Y = Y[:, None]
@@ -195,11 +316,38 @@ class MLP:
         return Y
 
     def flatten(self, params) -> np.ndarray:
-        """Concatenate the parameter list into one vector ``theta`` (row-major)."""
+        """Concatenate the parameter list into one vector ``theta`` (row-major).
+
+        Parameters
+        ----------
+        params : list of array_like
+            A parameter list (not checked).
+
+        Returns
+        -------
+        ndarray, shape (P,)
+            ``theta``, ``P`` = :attr:`num_params` for a list of this network's shapes.
+        """
         return np.concatenate([np.ravel(W) for W in params])
 
     def unflatten(self, theta) -> list[np.ndarray]:
-        """Inverse of :meth:`flatten`."""
+        """Inverse of :meth:`flatten`.
+
+        Parameters
+        ----------
+        theta : array_like, shape (P,)
+            A flat parameter vector, ``P`` = :attr:`num_params`.
+
+        Returns
+        -------
+        list of ndarray
+            Arrays of shapes :attr:`param_shapes` (views of ``theta`` when it is an ndarray).
+
+        Raises
+        ------
+        ValueError
+            ``theta`` does not have shape ``(P,)``.
+        """
         theta = np.asarray(theta)
         if theta.shape != (self.num_params,):
             raise ValueError(f"theta must have shape ({self.num_params},), got {theta.shape}")
@@ -212,7 +360,21 @@ class MLP:
 
     # ------------------------------------------------------------- forward
     def forward(self, params, X) -> Forward:
-        """Forward pass keeping every layer's input and pre-activation."""
+        """Forward pass keeping every layer's input and pre-activation.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes` (checked by :meth:`check_params`).
+        X : array_like, shape (n, d)
+            Inputs (checked by :meth:`check_inputs`).
+
+        Returns
+        -------
+        Forward
+            The layer inputs, the pre-activations ``h_1, ..., h_L`` and the outputs
+            ``(n, k)``.
+        """
         params = self.check_params(params)
         X = self.check_inputs(X)
         activations, preactivations = [X], []
@@ -233,11 +395,37 @@ class MLP:
         return Forward(activations, preactivations, output)
 
     def apply(self, params, X) -> np.ndarray:
-        """Network outputs ``f(X)``, shape ``(n, k)``."""
+        """Network outputs ``f(X)``, shape ``(n, k)``.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes`.
+        X : array_like, shape (n, d)
+            Inputs.
+
+        Returns
+        -------
+        ndarray, shape (n, k)
+        """
         return self.forward(params, X).output
 
     def loss(self, params, X, Y) -> float:
-        """MSE loss ``1/(2n) sum_i ||f(x_i) - y_i||^2``."""
+        """MSE loss ``1/(2n) sum_i ||f(x_i) - y_i||^2``.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes`.
+        X : array_like, shape (n, d)
+            Inputs.
+        Y : array_like, shape (n, k) or (n,)
+            Targets (checked by :meth:`check_targets`).
+
+        Returns
+        -------
+        float
+        """
         X = self.check_inputs(X)
         Y = self.check_targets(Y, X.shape[0])
         return mse(self.apply(params, X) - Y)
@@ -249,6 +437,21 @@ class MLP:
         Back-propagation of ``g_L = output_grad * psi'(h_L)`` through
         ``g_{l-1} = c_l (g_l W_l) * phi'(h_{l-1})`` with ``dW_l = c_l g_l^T a_{l-1}`` and
         ``db_l = beta_l sum_i g_l,i``. Returns arrays in the order of the parameter list.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes` (not checked: the ones of ``forward``).
+        forward : Forward
+            The result of :meth:`forward` with ``params``.
+        output_grad : array_like, shape (n, k)
+            The cotangent of the outputs, e.g. ``dL/df``.
+
+        Returns
+        -------
+        list of ndarray
+            ``dW_1, ..., dW_L`` (then ``db_1, ..., db_L`` with biases), of shapes
+            :attr:`param_shapes`.
         """
         g = np.asarray(output_grad)
         if self.output_activation is not None:
@@ -264,7 +467,24 @@ class MLP:
         return grads
 
     def loss_and_gradients(self, params, X, Y) -> tuple[float, list[np.ndarray]]:
-        """MSE loss and its gradient with respect to every parameter array."""
+        """MSE loss and its gradient with respect to every parameter array.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes`.
+        X : array_like, shape (n, d)
+            Inputs.
+        Y : array_like, shape (n, k) or (n,)
+            Targets.
+
+        Returns
+        -------
+        loss : float
+            ``1/(2n) sum_i ||f(x_i) - y_i||^2``.
+        gradients : list of ndarray
+            ``dL/dW_l`` (then ``dL/db_l``), of shapes :attr:`param_shapes`.
+        """
         X = self.check_inputs(X)
         Y = self.check_targets(Y, X.shape[0])
         fwd = self.forward(params, X)
@@ -272,7 +492,22 @@ class MLP:
         return loss, self.backward(params, fwd, output_grad)
 
     def gradients(self, params, X, Y) -> list[np.ndarray]:
-        """Gradient of the MSE loss, one array per parameter array."""
+        """Gradient of the MSE loss, one array per parameter array.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes`.
+        X : array_like, shape (n, d)
+            Inputs.
+        Y : array_like, shape (n, k) or (n,)
+            Targets.
+
+        Returns
+        -------
+        list of ndarray
+            ``dL/dW_l`` (then ``dL/db_l``), of shapes :attr:`param_shapes`.
+        """
         return self.loss_and_gradients(params, X, Y)[1]
 
     def jacobian(self, params, X) -> np.ndarray:
@@ -280,6 +515,18 @@ class MLP:
 
         A slow reference (one backward pass per example and head) for tests of the
         factorised kernels; never used by the library's fast paths.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes`.
+        X : array_like, shape (n, d)
+            Inputs.
+
+        Returns
+        -------
+        ndarray, shape (n, k, P)
+            ``J[a, i] = d f_i(x_a) / d theta``, ``theta`` flattened as by :meth:`flatten`.
         """
         X = self.check_inputs(X)
         n, k = X.shape[0], self.output_dim
@@ -308,8 +555,8 @@ class Network(MLP):
     ``b_std = 0`` means no biases at all (not zero-initialised trained biases), so
     ``Network(widths).init(seed)`` equals ``MLP(widths).init(seed)`` bitwise. The description is
     frozen and hashable; :meth:`infinite_ntk` and :meth:`infinite_nngp` give its kernels at
-    infinite width (:mod:`ntkdyn.theory.infinite_width`), :func:`ntkdyn.numerics.kernels.empirical_ntk`
-    its finite-width NTK.
+    infinite width (:mod:`ntkdyn.theory.infinite_width`),
+    :func:`ntkdyn.numerics.kernels.empirical_ntk` its finite-width NTK.
 
     Parameters
     ----------
@@ -324,8 +571,9 @@ class Network(MLP):
         Optional non-linearity applied to every output.
     """
 
-    def __init__(self, widths, activation="relu", W_std=1.0, b_std=0.0, parameterization="ntk",
-                 output_activation=None):
+    def __init__(self, widths: Sequence[int], activation: str | Activation = "relu", W_std=1.0,
+                 b_std=0.0, parameterization: str = "ntk",
+                 output_activation: str | Activation | None = None) -> None:
         W_std = positive_float(W_std, "W_std")
         b_std = positive_float(b_std, "b_std", allow_zero=True)
         super().__init__(widths, activation=activation, output_activation=output_activation,
@@ -350,9 +598,48 @@ class Network(MLP):
 
     @classmethod
     def mlp(cls, d, width, depth, heads=1, **kwargs) -> "Network":
-        """``depth`` weight matrices: ``Network([d] + [width] * (depth - 1) + [heads], ...)``."""
+        """``depth`` weight matrices: ``Network([d] + [width] * (depth - 1) + [heads], ...)``.
+
+        Parameters
+        ----------
+        d : int
+            Input dimension.
+        width : int
+            Width of every hidden layer.
+        depth : int
+            Number of weight matrices ``L`` (``depth = 1``: a linear model ``[d, heads]``).
+        heads : int, default 1
+            Number of outputs ``k``.
+        **kwargs
+            ``activation``, ``W_std``, ``b_std``, ``parameterization``, ``output_activation``
+            of :class:`Network`.
+
+        Returns
+        -------
+        Network
+        """
         depth = positive_int(depth, "depth")
         return cls([d] + [width] * (depth - 1) + [heads], **kwargs)
+
+    @staticmethod
+    def serial(*layers, input_shape, parameterization="ntk"):
+        """A serial (convolutional, residual) network of ``ntkdyn.layers`` layers.
+
+        Parameters
+        ----------
+        *layers : ntkdyn.layers.Layer
+            ``Dense``, ``Conv``, ``Activation``, ``AvgPool``, ``GlobalAvgPool``, ``Flatten``,
+            ``Residual``, applied in order.
+        input_shape : tuple of int
+            One example's shape, channels last: ``(d,)``, ``(L, C)`` or ``(H, W, C)``.
+        parameterization : {"ntk", "standard"}
+
+        Returns
+        -------
+        ntkdyn.numerics.serial.SerialNetwork
+        """
+        from .serial import SerialNetwork
+        return SerialNetwork(layers, input_shape, parameterization)
 
     # ------------------------------------------------------- frozen, hashable
     def __setattr__(self, key, value):
@@ -380,11 +667,39 @@ class Network(MLP):
 
     # ------------------------------------------------------ infinite width
     def infinite_ntk(self, X, X2=None, per_layer=False):
-        """Infinite-width NTK of this description: :func:`ntkdyn.theory.infinite_width.infinite_ntk`."""
+        """Infinite-width NTK: :func:`ntkdyn.theory.infinite_width.infinite_ntk`.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+            Inputs.
+        X2 : array_like, shape (n2, d), optional
+            Second inputs; ``None`` for ``X`` itself.
+        per_layer : bool, default False
+            Return each parameter group's contribution, ``{"W_1": K, "b_1": K, ...}``.
+
+        Returns
+        -------
+        ndarray, shape (n, n2), or dict of them
+            The NTK of one output head.
+        """
         from ..theory.infinite_width import infinite_ntk
         return infinite_ntk(self, X, X2, per_layer=per_layer)
 
     def infinite_nngp(self, X, X2=None):
-        """Infinite-width NNGP: :func:`ntkdyn.theory.infinite_width.infinite_nngp`."""
+        """Infinite-width NNGP: :func:`ntkdyn.theory.infinite_width.infinite_nngp`.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+            Inputs.
+        X2 : array_like, shape (n2, d), optional
+            Second inputs; ``None`` for ``X`` itself.
+
+        Returns
+        -------
+        ndarray, shape (n, n2)
+            The NNGP kernel of one output head.
+        """
         from ..theory.infinite_width import infinite_nngp
         return infinite_nngp(self, X, X2)

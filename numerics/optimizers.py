@@ -23,7 +23,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..base.validation import positive_float
+from ..base.validation import float_arrays, positive_float
 
 __all__ = [
     "AdamState",
@@ -41,11 +41,20 @@ Schedule = Callable[[int], float]
 
 @dataclass(frozen=True)
 class Optimizer:
-    """An optimiser: ``init(params) -> state`` and ``update(grads, state, params) ->
-    (updates, state)``.
+    """An optimiser: ``init(params) -> state`` and ``update(grads, state, params)``.
 
-    ``lr`` is the learning rate (a float or a schedule ``step -> lr``); it gives the step sizes
-    of the time axis in :func:`numerics.training.gradient_descent`. ``name`` is for messages.
+    Parameters
+    ----------
+    init : callable
+        ``init(params) -> state``, the state before the first step.
+    update : callable
+        ``update(grads, state, params) -> (updates, state)``; the new parameters are
+        ``params + updates`` (:func:`apply_updates`).
+    lr : float or callable
+        The learning rate, a float or a schedule ``step -> lr``; it gives the step sizes of the
+        time axis in :func:`ntkdyn.numerics.training.gradient_descent`.
+    name : str, optional
+        The name shown in messages.
     """
 
     init: Callable[[list], object]
@@ -58,14 +67,32 @@ class Optimizer:
 
 
 class SGDState(NamedTuple):
-    """State of :func:`sgd`: the step count and the momentum buffers (``None`` without momentum)."""
+    """State of :func:`sgd`: the step count and the momentum buffers (``None`` without momentum).
+
+    Parameters
+    ----------
+    count : int
+        The number of steps taken.
+    velocity : list of numpy.ndarray or None
+        One momentum buffer per layer, like the parameters; ``None`` without momentum.
+    """
 
     count: int
     velocity: list | None
 
 
 class AdamState(NamedTuple):
-    """State of :func:`adam`: the step count and the first and second moment estimates."""
+    """State of :func:`adam`: the step count and the first and second moment estimates.
+
+    Parameters
+    ----------
+    count : int
+        The number of steps taken.
+    mu : list of numpy.ndarray
+        The first-moment estimates, one per layer.
+    nu : list of numpy.ndarray
+        The second-moment estimates, one per layer.
+    """
 
     count: int
     mu: list
@@ -73,21 +100,80 @@ class AdamState(NamedTuple):
 
 
 def learning_rate(lr, step: int) -> float:
-    """The step size at ``step``: ``lr`` itself, or ``lr(step)`` for a schedule (checked > 0)."""
+    """The step size at ``step``: ``lr`` itself, or ``lr(step)`` for a schedule (checked > 0).
+
+    Parameters
+    ----------
+    lr : float or callable
+        A learning rate or a schedule ``step -> lr``.
+    step : int
+        The step, counted from 0.
+
+    Returns
+    -------
+    float
+        The step size.
+    """
     if callable(lr):
         return positive_float(lr(step), f"lr({step})")
     return lr
 
 
 def check_learning_rate(lr, name: str = "lr"):
-    """A positive finite float, or a callable schedule (its values are checked when used)."""
+    """A positive finite float, or a callable schedule (its values are checked when used).
+
+    Parameters
+    ----------
+    lr : float or callable
+        A learning rate or a schedule ``step -> lr``.
+    name : str, optional
+        The argument named in errors.
+
+    Returns
+    -------
+    float or callable
+        ``lr`` as a float, or the schedule itself.
+    """
     if callable(lr):
         return lr
     return positive_float(lr, name)
 
 
-def apply_updates(params, updates) -> list[np.ndarray]:
-    """``params + updates``, one array per layer."""
+def apply_updates(params, updates, check: bool = True) -> list[np.ndarray]:
+    """``params + updates``, one array per layer.
+
+    Parameters
+    ----------
+    params : list of numpy.ndarray
+        The parameters, one array per layer (real, finite floats).
+    updates : list of numpy.ndarray
+        The updates, shaped like ``params``.
+    check : bool
+        Validate both lists (the default); ``gradient_descent`` passes ``False`` in its loop,
+        where both come from checked parameters and its own gradients.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The new parameters.
+
+    Raises
+    ------
+    TypeError
+        Either is not a list of real floating arrays (integer, complex, str).
+    ValueError
+        Non-finite entries, different lengths, or an update not shaped like its parameter.
+    """
+    if check:
+        params = float_arrays(params, "params", keep_float32=True)
+        updates = float_arrays(updates, "updates", keep_float32=True)
+        if len(updates) != len(params):
+            raise ValueError(f"updates must hold one array per parameter array ({len(params)}), "
+                             f"got {len(updates)}")
+        for i, (W, u) in enumerate(zip(params, updates)):
+            if u.shape != W.shape:
+                raise ValueError(f"updates[{i}] must have the shape of params[{i}], {W.shape}, "
+                                 f"got {u.shape}")
     return [W + u for W, u in zip(params, updates)]
 
 
@@ -109,10 +195,17 @@ def sgd(lr, momentum: float = 0.0, nesterov: bool = False) -> Optimizer:
 
     Parameters
     ----------
-    lr : float or callable ``step -> lr``
-    momentum : float in [0, 1)
-    nesterov : bool
-        Needs ``momentum > 0``.
+    lr : float or callable
+        The learning rate, or a schedule ``step -> lr``.
+    momentum : float, optional
+        In ``[0, 1)``; 0 (the default) is plain gradient descent.
+    nesterov : bool, optional
+        Nesterov momentum; needs ``momentum > 0``.
+
+    Returns
+    -------
+    Optimizer
+        The optimiser.
     """
     lr = check_learning_rate(lr)
     momentum = _momentum(momentum, "momentum")
@@ -149,10 +242,17 @@ def adam(lr, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer
 
     Parameters
     ----------
-    lr : float or callable ``step -> lr``
-    b1, b2 : float in [0, 1)
-        Decay rates of the first and second moment estimates.
-    eps : float > 0
+    lr : float or callable
+        The learning rate, or a schedule ``step -> lr``.
+    b1, b2 : float, optional
+        Decay rates of the first and second moment estimates, in ``[0, 1)``.
+    eps : float, optional
+        The positive constant added to ``sqrt(v_hat)``.
+
+    Returns
+    -------
+    Optimizer
+        The optimiser.
     """
     lr = check_learning_rate(lr)
     b1 = _momentum(b1, "b1")

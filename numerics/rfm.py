@@ -126,7 +126,30 @@ class RecursiveFeatureMachine:
         return G / n
 
     def fit(self, X, Y):
-        """Fit on inputs ``X (n, d)`` and targets ``Y (n, k)`` or ``(n,)``; returns ``self``."""
+        """Fit on inputs ``X (n, d)`` and targets ``Y (n, k)`` or ``(n,)``; returns ``self``.
+
+        Runs the ``iterations`` AGOP rounds and the final ridge regression (class docstring),
+        setting ``M``, ``alpha``, ``history`` (``iterations + 1`` matrices ``(d, d)``) and the
+        training inputs used by :meth:`predict`.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+            Training inputs.
+        Y : array_like, shape (n, k) or (n,)
+            Targets; a 1-D array is one column (``k = 1``).
+
+        Returns
+        -------
+        RecursiveFeatureMachine
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            ``X`` not 2-D, ``Y`` not 1-D or 2-D, ``Y`` with a number of rows other than ``n``,
+            ``M0`` not of shape ``(d, d)``, or NaN or inf entries.
+        """
         X = as_array(X, "X", ndim=2)
         Y = as_array(Y, "Y", ndim=(1, 2))
         if Y.ndim == 1:
@@ -143,7 +166,23 @@ class RecursiveFeatureMachine:
         return self
 
     def predict(self, X) -> np.ndarray:
-        """Predictions ``K_M(X, X_train) alpha`` of shape ``(n', k)`` for inputs ``X (n', d)``."""
+        """Predictions ``K_M(X, X_train) alpha`` of shape ``(n', k)`` for inputs ``X (n', d)``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n', d)
+            Inputs.
+
+        Returns
+        -------
+        ndarray, shape (n', k)
+            Always 2-D (one column for 1-D training targets).
+
+        Raises
+        ------
+        ValueError
+            Called before :meth:`fit`, or ``X`` not 2-D with ``d`` columns.
+        """
         if self.alpha is None:
             raise ValueError("call fit(X, Y) before predict")
         X = as_array(X, "X", ndim=2)

@@ -55,6 +55,15 @@ class CenteredModel:
     The initial outputs ``f(X; theta_0)`` are cached for the last input array seen
     (identified by object identity), so training costs one forward and one backward pass
     per step.
+
+    Parameters
+    ----------
+    net : MLP
+        The raw network ``f``.
+    params0 : list of numpy.ndarray
+        ``theta_0``, the parameters the model is centred at (copied).
+    gamma : float
+        The richness ``gamma > 0``.
     """
 
     def __init__(self, net: MLP, params0, gamma: float):
@@ -72,31 +81,102 @@ class CenteredModel:
 
     @property
     def output_dim(self) -> int:
+        """The number of outputs ``k`` of the network."""
         return self.net.output_dim
 
     def check_params(self, params, name: str = "params"):
+        """The network's parameters, checked as :meth:`MLP.check_params` checks them.
+
+        Parameters
+        ----------
+        params : list of numpy.ndarray
+            One array per layer.
+        name : str, optional
+            The argument named in errors.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            The checked parameters.
+        """
         return self.net.check_params(params, name)
 
     def initial_output(self, X) -> np.ndarray:
-        """``f(X; theta_0)``, cached for the last array ``X`` passed."""
+        """``f(X; theta_0)``, cached for the last array ``X`` passed.
+
+        Parameters
+        ----------
+        X : numpy.ndarray, shape (n, d)
+            Inputs.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, k)
+            The raw network's outputs at ``theta_0``.
+        """
         if X is not self._cache_X:
             self._cache_f0 = self.net.apply(self.params0, X)
             self._cache_X = X
         return self._cache_f0
 
     def apply(self, params, X) -> np.ndarray:
-        """``f_gamma(X; theta)``, shape ``(n, k)``; zero at ``theta = theta_0``."""
+        """``f_gamma(X; theta)``; zero at ``theta = theta_0``.
+
+        Parameters
+        ----------
+        params : list of numpy.ndarray
+            ``theta``.
+        X : array_like, shape (n, d)
+            Inputs.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, k)
+            The centred, rescaled outputs.
+        """
         X = self.net.check_inputs(X)
         return (self.net.apply(params, X) - self.initial_output(X)) / self.gamma
 
     def loss(self, params, X, Y) -> float:
-        """``1/(2n) sum ||f_gamma(x) - y||^2``."""
+        """``1/(2n) sum ||f_gamma(x) - y||^2``.
+
+        Parameters
+        ----------
+        params : list of numpy.ndarray
+            ``theta``.
+        X : array_like, shape (n, d)
+            Inputs.
+        Y : array_like, shape (n, k)
+            Targets.
+
+        Returns
+        -------
+        float
+            The loss.
+        """
         X = self.net.check_inputs(X)
         Y = self.net.check_targets(Y, X.shape[0])
         return mse(self.apply(params, X) - Y)
 
     def loss_and_gradients(self, params, X, Y):
-        """Loss and ``grad_theta L = J^T r / (n gamma)`` (one forward, one backward pass)."""
+        """Loss and ``grad_theta L = J^T r / (n gamma)`` (one forward, one backward pass).
+
+        Parameters
+        ----------
+        params : list of numpy.ndarray
+            ``theta``.
+        X : array_like, shape (n, d)
+            Inputs.
+        Y : array_like, shape (n, k)
+            Targets.
+
+        Returns
+        -------
+        loss : float
+            The loss.
+        grads : list of numpy.ndarray
+            The gradient with respect to each parameter array, shaped like ``params``.
+        """
         X = self.net.check_inputs(X)
         Y = self.net.check_targets(Y, X.shape[0])
         fwd = self.net.forward(params, X)
@@ -104,26 +184,68 @@ class CenteredModel:
         return mse(r), self.net.backward(params, fwd, r / (X.shape[0] * self.gamma))
 
     def update(self, params, grads, lr):
-        """Gradient step with the parameter learning rate ``lr * gamma^2``."""
+        """Gradient step with the parameter learning rate ``lr * gamma^2``.
+
+        Parameters
+        ----------
+        params : list of numpy.ndarray
+            ``theta``.
+        grads : list of numpy.ndarray
+            The gradients, shaped like ``params``.
+        lr : float
+            The function-space learning rate.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            The parameters after the step.
+        """
         step = lr * self.gamma ** 2
         return [W - step * g for W, g in zip(params, grads)]
 
     def kernel(self, params, X, heads: str = "each") -> np.ndarray:
-        """Function-space kernel ``K = J J^T`` of the raw network (``gamma^2`` x NTK of f_gamma)."""
+        """Function-space kernel ``K = J J^T`` of the raw network (``gamma^2`` x NTK of f_gamma).
+
+        Parameters
+        ----------
+        params : list of numpy.ndarray
+            ``theta``.
+        X : array_like, shape (n, d)
+            Inputs.
+        heads : {"each", "sum", "full"}, optional
+            The layout, as in :func:`ntkdyn.numerics.kernels.empirical_ntk`.
+
+        Returns
+        -------
+        numpy.ndarray, shape (k, n, n), (n, n) or (k, k, n, n)
+            The kernel.
+        """
         return empirical_ntk(self.net, params, X, heads=heads)
 
 
 def kernel_metrics(K_heads, Y, spectral: bool = True) -> dict:
-    """Alignment metrics of per-head kernels ``K_heads (k, n, n)`` against targets ``Y (n, k)``.
+    """Alignment metrics of per-head kernels against targets.
 
-    Returns ``alignment_centered`` ``A_c(sum_i K_ii, Y)``, ``alignment_uncentered``
-    ``A(sum_i K_ii, Y)``, ``specialization`` ``S_ij = A_c(K_ii, y_j)``
-    (:func:`ntkdyn.base.alignment.specialization`), ``xi``
-    (mean diagonal minus mean off-diagonal of ``S``), ``trace`` ``Tr sum_i K_ii`` (the kernel's
-    magnitude, which Shan & Bordelon 2021 track beside the alignment) and, with ``spectral``,
-    ``top_overlap``: the fraction of the centred target power carried by the top ``k``
-    eigenvectors of the centred summed kernel, and ``top_eigvec_cosine``: ``|phi_1 . Y| / ||Y||``
-    for the top eigenvector alone (one ``O(n^3)`` eigendecomposition).
+    Parameters
+    ----------
+    K_heads : array_like, shape (k, n, n)
+        One kernel per head.
+    Y : array_like, shape (n, k)
+        Targets.
+    spectral : bool, optional
+        Also compute the spectral metrics (one ``O(n^3)`` eigendecomposition).
+
+    Returns
+    -------
+    dict
+        ``alignment_centered`` ``A_c(sum_i K_ii, Y)``, ``alignment_uncentered``
+        ``A(sum_i K_ii, Y)``, ``trace`` ``Tr sum_i K_ii`` (the kernel's magnitude, which Shan &
+        Bordelon 2021 track beside the alignment); with ``k >= 2`` heads, ``specialization``
+        ``S_ij = A_c(K_ii, y_j)`` (:func:`ntkdyn.base.alignment.specialization`, ``(k, k)``)
+        and ``xi`` (mean diagonal minus mean off-diagonal of ``S``); with ``spectral``,
+        ``top_overlap`` (the fraction of the centred target power carried by the top ``k``
+        eigenvectors of the centred summed kernel) and ``top_eigvec_cosine``
+        (``|phi_1 . Y| / ||Y||`` for the top eigenvector alone).
     """
     K_heads = as_array(K_heads, "K_heads", ndim=3)
     Y = as_array(Y, "Y", ndim=2)
@@ -154,6 +276,17 @@ class KernelRecorder:
     ``probe`` set with targets ``probe_Y``) through the layer-wise factorisation and appends
     :func:`kernel_metrics` to its lists. Returns the centred alignment (so the trajectory's
     observable is that number); :meth:`results` stacks everything recorded.
+
+    Parameters
+    ----------
+    probe : array_like, shape (p, d), optional
+        Fixed inputs to record the kernel on (default: the training inputs).
+    probe_Y : array_like, shape (p, k), optional
+        Their targets (given with ``probe``).
+    keep_kernels : bool, optional
+        Keep every recorded kernel ``(k, n, n)``.
+    spectral : bool, optional
+        Record the spectral metrics of :func:`kernel_metrics`.
     """
 
     def __init__(self, probe=None, probe_Y=None, keep_kernels: bool = False,
@@ -178,7 +311,14 @@ class KernelRecorder:
         return metrics["alignment_centered"]
 
     def results(self) -> dict:
-        """``{metric: stacked array over recorded steps}`` (plus ``kernels`` when kept)."""
+        """Everything recorded, stacked over the recorded steps.
+
+        Returns
+        -------
+        dict
+            ``{metric: array of shape (R, ...)}`` for ``R`` recorded steps, plus ``kernels``
+            ``(R, k, n, n)`` when kept; empty before the first record.
+        """
         if not self.records:
             return {}
         out = {key: np.array([r[key] for r in self.records]) for key in self.records[0]}
@@ -191,9 +331,24 @@ class KernelRecorder:
 class RichnessRun:
     """One training run of :func:`train_centered`.
 
-    ``times``/``losses`` at every step; ``record_steps`` (log-spaced) with
-    ``record_times = lr * record_steps``; ``metrics[name]`` one entry per recorded step
-    (see :func:`kernel_metrics`); ``params0`` and ``params`` the initial and final weights.
+    Parameters
+    ----------
+    gamma : float
+        The richness.
+    lr : float
+        The function-space learning rate.
+    times : numpy.ndarray, shape (S + 1,)
+        Gradient-flow time at every step.
+    losses : numpy.ndarray, shape (S + 1,)
+        The loss at every step.
+    record_steps : numpy.ndarray, shape (R,)
+        The (log-spaced) steps at which the kernels were recorded.
+    metrics : dict, optional
+        ``{name: array (R, ...)}``, one entry per recorded step (see :func:`kernel_metrics`).
+    params0 : list of numpy.ndarray, optional
+        The initial weights.
+    params : list of numpy.ndarray, optional
+        The final weights.
     """
 
     gamma: float
@@ -207,10 +362,22 @@ class RichnessRun:
 
     @property
     def record_times(self) -> np.ndarray:
+        """``lr * record_steps``, the gradient-flow times of the records."""
         return self.lr * self.record_steps
 
     def gain(self, name: str = "alignment_centered") -> float:
-        """Final minus initial value of a recorded metric."""
+        """Final minus initial value of a recorded metric.
+
+        Parameters
+        ----------
+        name : str, optional
+            A scalar metric of :func:`kernel_metrics`.
+
+        Returns
+        -------
+        float
+            Its value at the last record minus that at the first.
+        """
         values = self.metrics[name]
         return float(values[-1] - values[0])
 
@@ -223,6 +390,40 @@ def train_centered(net: MLP, X, Y, gamma, lr, steps, seed=0, params0=None, num_r
     Per-head kernels are recorded at ``num_records`` log-spaced steps (always including step
     0 and the last step), or at the explicit ``record_steps``; ``spectral=False`` skips the
     eigendecomposition behind ``top_overlap`` (see :func:`kernel_metrics`).
+
+    Parameters
+    ----------
+    net : MLP
+        The raw network.
+    X : array_like, shape (n, d)
+        Training inputs.
+    Y : array_like, shape (n, k)
+        Training targets.
+    gamma : float
+        The richness ``gamma > 0``.
+    lr : float
+        The function-space learning rate.
+    steps : int
+        The number of steps.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The initialisation's random stream (when ``params0`` is not given).
+    params0 : list of numpy.ndarray, optional
+        The initial parameters (default ``net.init(seed)``).
+    num_records : int, optional
+        The number of log-spaced records.
+    record_steps : sequence of int, optional
+        Explicit steps to record at.
+    probe, probe_Y : array_like, optional
+        Fixed inputs ``(p, d)`` and targets ``(p, k)`` to record the kernel on.
+    keep_kernels : bool, optional
+        Keep every recorded kernel.
+    spectral : bool, optional
+        Record the spectral metrics.
+
+    Returns
+    -------
+    RichnessRun
+        The run: losses, times and the recorded metrics.
     """
     if not isinstance(net, MLP):
         raise TypeError(f"net must be a numerics.networks.MLP, got {type(net).__name__}")

@@ -17,7 +17,17 @@ from ..base.validation import as_array, as_generator, positive_float, positive_i
 
 @dataclass
 class Dataset:
-    """Inputs ``X (n, d)``, targets ``Y (n, k)`` and whatever defines the task (``info``)."""
+    """Inputs, targets and whatever defines the task.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n, d)
+        Inputs, one per row.
+    Y : numpy.ndarray, shape (n, k)
+        Targets.
+    info : dict, optional
+        What defines the task (teacher weights, labels, class means, ...).
+    """
 
     X: np.ndarray
     Y: np.ndarray
@@ -25,7 +35,18 @@ class Dataset:
 
 
 def whiten(X) -> np.ndarray:
-    """Exactly whitened inputs: ``X^T X / n = I`` (requires ``n >= d``)."""
+    """Exactly whitened inputs: ``X^T X / n = I`` (requires ``n >= d``).
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Inputs with a non-singular covariance, ``n >= d``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, d)
+        ``X Sigma^(-1/2)`` with ``Sigma = X^T X / n``.
+    """
     X = as_array(X, "X", ndim=2)
     n, d = X.shape
     if n < d:
@@ -44,6 +65,23 @@ def linear_teacher(n, d, k, singular_values, seed=0, whitened=True) -> Dataset:
     ``W* = U diag(s) V^T`` (``k x d``, Haar ``U``, ``V``); with ``X^T X / n = I`` the input-output
     covariance ``Sigma_yx = Y^T X / n`` equals ``W*`` exactly, so the mode strengths of
     Saxe et al. (2014) are the given ``singular_values``.
+
+    Parameters
+    ----------
+    n, d, k : int
+        The number of examples, the input and the output dimensions.
+    singular_values : array_like, shape (m,)
+        ``s``, non-negative, ``m <= min(d, k)``.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream.
+    whitened : bool, optional
+        Whiten the inputs exactly (default ``True``).
+
+    Returns
+    -------
+    Dataset
+        ``X (n, d)``, ``Y (n, k)`` and ``info`` with ``W_star (k, d)``, ``U (k, m)``,
+        ``V (d, m)`` and ``singular_values``.
     """
     n, d, k = positive_int(n, "n"), positive_int(d, "d"), positive_int(k, "k")
     s = as_array(singular_values, "singular_values", ndim=1)
@@ -68,6 +106,25 @@ def power_law_gaussian(n, d, exponent=1.0, seed=0, k=1, target_exponent=None) ->
 
     The target weights have power ``beta_j^2 = j^{-target_exponent}`` in the eigenbasis
     (default: isotropic), the setting of power-law kernel-regression learning curves.
+
+    Parameters
+    ----------
+    n, d : int
+        The number of examples and the input dimension.
+    exponent : float, optional
+        The spectrum's exponent, ``>= 0``.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream.
+    k : int, optional
+        The number of outputs.
+    target_exponent : float, optional
+        The target's exponent in the eigenbasis (default: isotropic).
+
+    Returns
+    -------
+    Dataset
+        ``X (n, d)``, ``Y (n, k)`` and ``info`` with ``spectrum (d,)``, ``basis (d, d)`` and
+        ``beta (d, k)``.
     """
     n, d, k = positive_int(n, "n"), positive_int(d, "d"), positive_int(k, "k")
     exponent = positive_float(exponent, "exponent", allow_zero=True)
@@ -85,6 +142,24 @@ def two_layer_teacher(n, d, width=1, k=1, activation="relu", seed=0) -> Dataset:
     """Gaussian inputs and a random two-layer teacher ``y = a^T phi(W x / sqrt(d)) / sqrt(width)``.
 
     ``W`` is ``(width, d)``, ``a`` is ``(k, width)``, both i.i.d. ``N(0, 1)``.
+
+    Parameters
+    ----------
+    n, d : int
+        The number of examples and the input dimension.
+    width : int, optional
+        The teacher's width.
+    k : int, optional
+        The number of outputs.
+    activation : str, optional
+        The teacher's activation.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream.
+
+    Returns
+    -------
+    Dataset
+        ``X (n, d)``, ``Y (n, k)`` and ``info`` with ``W``, ``a`` and ``activation``.
     """
     n, d = positive_int(n, "n"), positive_int(d, "d")
     width, k = positive_int(width, "width"), positive_int(k, "k")
@@ -98,7 +173,22 @@ def two_layer_teacher(n, d, width=1, k=1, activation="relu", seed=0) -> Dataset:
 
 
 def one_hot(labels, num_classes=None, centered=True) -> np.ndarray:
-    """One-hot targets ``(n, C)``; with ``centered`` each row has its class mean ``1/C`` removed."""
+    """One-hot targets; with ``centered`` each row has its class mean ``1/C`` removed.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+        Labels in ``0..C-1``.
+    num_classes : int, optional
+        ``C`` (default: the largest label plus one).
+    centered : bool, optional
+        Subtract ``1/C`` from every entry (default ``True``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, C)
+        The targets.
+    """
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be a 1-D integer array, got dtype {labels.dtype} "
@@ -117,6 +207,30 @@ def gaussian_mixture_classes(n, d, num_classes=4, radius=5.0, offset=5.0, noise=
     ``mu_c`` are orthonormal class directions, ``b`` a shared offset of norm ``offset``
     orthogonal to them (bias-free ReLU networks need it to output negative targets), and
     ``z ~ N(0, noise^2 I)``. Labels cycle through the classes, so the classes are balanced.
+
+    Parameters
+    ----------
+    n, d : int
+        The number of examples and the input dimension (``d >= num_classes + 1`` with an
+        offset).
+    num_classes : int, optional
+        ``C >= 2``.
+    radius : float, optional
+        ``r``, the distance of the class means from the offset.
+    offset : float, optional
+        ``||b||``.
+    noise : float, optional
+        The standard deviation of ``z``.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream.
+    centered : bool, optional
+        Centred one-hot targets (default ``True``).
+
+    Returns
+    -------
+    Dataset
+        ``X (n, d)``, ``Y (n, C)`` and ``info`` with ``labels (n,)``, ``means (C, d)`` and
+        ``offset (d,)``.
     """
     n, d = positive_int(n, "n"), positive_int(d, "d")
     C = positive_int(num_classes, "num_classes", minimum=2)
@@ -139,6 +253,18 @@ def single_index_hermite(n, d, seed=0) -> Dataset:
 
     A target that kernels at initialisation fit poorly, so feature learning matters
     (the default task of the iterative-linearisation experiments).
+
+    Parameters
+    ----------
+    n, d : int
+        The number of examples and the input dimension.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream.
+
+    Returns
+    -------
+    Dataset
+        ``X (n, d)``, ``Y (n, 1)`` and ``info`` with the direction ``w (d,)``.
     """
     n, d = positive_int(n, "n"), positive_int(d, "d")
     rng = as_generator(seed)
@@ -155,6 +281,18 @@ def sphere_tanh_teacher(n, d, seed=0) -> Dataset:
     ``beta ~ N(0, I_d)`` is drawn after the inputs from the same stream. The targets lie in
     ``(-1/2, 1/2)``, so a network with a ``tanh`` output can fit them (the transition-to-linearity
     experiments, Liu, Zhu & Belkin 2020).
+
+    Parameters
+    ----------
+    n, d : int
+        The number of examples and the input dimension.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream.
+
+    Returns
+    -------
+    Dataset
+        ``X (n, d)``, ``Y (n, 1)`` and ``info`` with ``beta (d,)``.
     """
     n, d = positive_int(n, "n"), positive_int(d, "d")
     rng = as_generator(seed)
@@ -168,6 +306,20 @@ def low_rank_task(n, d=20, seed=0) -> Dataset:
 
     The synthetic task of the neural-feature-ansatz experiments: the target depends on a
     3-dimensional subspace, which the AGOP should reveal.
+
+    Parameters
+    ----------
+    n : int
+        The number of examples.
+    d : int, optional
+        The input dimension, ``>= 3``.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream.
+
+    Returns
+    -------
+    Dataset
+        ``X (n, d)``, ``Y (n, 1)`` and ``info`` with ``U (d, 3)``.
     """
     n, d = positive_int(n, "n"), positive_int(d, "d", minimum=3)
     rng = as_generator(seed)

@@ -32,7 +32,13 @@ DATA_KEYS = ("dataset", "classes", "n_train", "n_test", "preprocessing")
 
 
 def task_names() -> tuple[str, ...]:
-    """Every name the ``dataset`` key accepts."""
+    """Every name the ``dataset`` key accepts.
+
+    Returns
+    -------
+    tuple of str
+        The synthetic tasks, then :data:`ntkdyn.numerics.datafiles.DATASETS`.
+    """
     return tuple(SYNTHETIC_TASKS) + tuple(datafiles.DATASETS)
 
 
@@ -101,15 +107,39 @@ def load_task(config, seed, d: int | None = None) -> datafiles.DataSplit:
 
 
 def check_task(config, d: int | None = None) -> None:
-    """Raise before any work if the configured data cannot be had (unknown name, bad classes or
-    sizes: ``ValueError``; a remote set not on disk: the one-line fetch error)."""
+    """Raise before any work if the configured data cannot be had.
+
+    Parameters
+    ----------
+    config : dict
+        Holds the keys of :data:`DATA_KEYS`.
+    d : int, optional
+        Input dimension of the synthetic sets.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, bad classes or sizes.
+    ntkdyn.numerics.fetch.DataUnavailable
+        A remote set not on disk (the one-line fetch message).
+    """
     load_task(config, 0, d)
 
 
 def data_entries(splits) -> dict:
-    """The result entries ``data_name``, ``data_checksum``, ``data_preprocessing`` and
-    ``data_classes`` of one split or a list of them (one checksum per split), which the runner
-    records in the JSON's ``data`` field."""
+    """The result entries that the runner records in the JSON's ``data`` field.
+
+    Parameters
+    ----------
+    splits : DataSplit or sequence of DataSplit
+        One split or several (one checksum per split).
+
+    Returns
+    -------
+    dict
+        ``data_name``, ``data_checksum``, ``data_preprocessing`` and ``data_classes``, each a
+        numpy array (a string, or a list of checksums or classes).
+    """
     splits = [splits] if isinstance(splits, datafiles.DataSplit) else list(splits)
     info = splits[0].info
     classes = info["classes"]
@@ -124,7 +154,24 @@ def data_entries(splits) -> dict:
 
 @dataclass(frozen=True)
 class Problem:
-    """A network with initial parameters and train/test data (``X`` ``(n, d)``, ``Y`` ``(n, k)``).
+    """A network with initial parameters and train/test data.
+
+    Parameters
+    ----------
+    net : MLP
+        The network.
+    params : list of numpy.ndarray
+        Its initial parameters.
+    X : numpy.ndarray, shape (n, d)
+        Training inputs.
+    Y : numpy.ndarray, shape (n, k)
+        Training targets.
+    X_test : numpy.ndarray, shape (n_test, d)
+        Test inputs.
+    Y_test : numpy.ndarray, shape (n_test, k)
+        Test targets.
+    data : DataSplit, optional
+        The split the data came from.
     """
 
     net: MLP
@@ -146,6 +193,22 @@ def scalar_problem(config, width: int, activation: str = "relu", seed=(0,)) -> P
     The data come from :func:`load_task` seeded ``[*seed, 0]`` (``d = config["d"]`` for the
     synthetic sets), the weights from ``[*seed, 1]``. A real set needs ``classes = "odd-even"``
     (the ``+-1`` binary task), since the iterative-linearisation theory here is for one output.
+
+    Parameters
+    ----------
+    config : dict
+        Holds the keys of :data:`DATA_KEYS` (and ``d`` for the synthetic sets).
+    width : int
+        The hidden width.
+    activation : str, optional
+        The hidden activation.
+    seed : sequence of int, optional
+        The base of the data's and the weights' seeds.
+
+    Returns
+    -------
+    Problem
+        The network, its initial parameters and the data.
     """
     width = positive_int(width, "width")
     seed = [int(s) for s in seed]
@@ -175,6 +238,11 @@ def single_index_problem(d: int, n_train: int, n_test: int, width: int, activati
         Hidden activation (a name from :data:`ntkdyn.base.activations.ACTIVATIONS`).
     seed : sequence of non-negative int
         E.g. ``(base_seed, replicate)``.
+
+    Returns
+    -------
+    Problem
+        The network, its initial parameters and the data.
     """
     d, n_train = positive_int(d, "d"), positive_int(n_train, "n_train")
     n_test = positive_int(n_test, "n_test")

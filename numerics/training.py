@@ -13,12 +13,14 @@ every trainer: a loss that is not finite or exceeds ``divergence_factor * (L_0 +
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..base.errors import DivergenceError
 from ..base.validation import as_generator, positive_float, positive_int
+from .checks import check_network
 from .optimizers import Optimizer, apply_updates, check_learning_rate, learning_rate
 
 __all__ = [
@@ -45,6 +47,26 @@ class Trajectory:
     (``record_times = times[record_steps]``); ``params`` are the final parameters and
     ``snapshots`` the parameters at ``record_steps`` when requested. ``lr`` is the learning rate
     as given (a float, or a schedule ``step -> lr``).
+
+    Parameters
+    ----------
+    lr : float or callable
+        The learning rate, or the schedule ``step -> lr`` (an optimiser's ``lr`` for a run with
+        an optimiser).
+    times : ndarray, shape (S + 1,)
+        Gradient-flow time of every step taken (:func:`elapsed_times`).
+    losses : ndarray, shape (S + 1,)
+        The loss at every step taken.
+    record_steps : ndarray of int, shape (R,)
+        The recorded steps, increasing, from 0 to ``S``.
+    observables : dict of str to ndarray
+        ``observables[name]`` of shape ``(R, ...)``: one value per recorded step.
+    params : list of ndarray
+        The final parameters (at step ``S``).
+    snapshots : list of list of ndarray, optional
+        The parameters at each of ``record_steps`` (``None`` unless requested).
+    stop_step : int, optional
+        The step at which the stopping rule fired (``None``: it did not, ``S = steps``).
     """
 
     lr: float | Callable[[int], float]
@@ -58,10 +80,12 @@ class Trajectory:
 
     @property
     def steps(self) -> np.ndarray:
+        """The steps taken ``0..S``, shape ``(S + 1,)``."""
         return np.arange(len(self.losses))
 
     @property
     def record_times(self) -> np.ndarray:
+        """Gradient-flow times of the recorded steps, ``times[record_steps]``, shape ``(R,)``."""
         return self.times[self.record_steps]
 
 
@@ -70,6 +94,24 @@ def record_schedule(steps: int, every: int | None = None, num: int | None = None
     """Steps at which to record: ``every`` k steps, or ``num`` points (log-spaced with ``log``).
 
     Always includes step 0 and the final step.
+
+    Parameters
+    ----------
+    steps : int
+        The final step ``S >= 0``.
+    every : int, optional
+        Record every ``every`` steps (``0, every, 2 every, ...``); takes precedence over ``num``.
+    num : int, optional
+        About ``num >= 2`` points, evenly spaced over ``[0, S]`` (fewer when rounding merges
+        some).
+    log : bool, default False
+        With ``num``: step 0 and ``num - 1`` log-spaced steps in ``[1, S]``.
+
+    Returns
+    -------
+    ndarray of int, shape (R,)
+        Sorted distinct steps, ``0`` and ``S`` included (only those two when neither ``every``
+        nor ``num`` is given).
     """
     steps = positive_int(steps, "steps", minimum=0)
     if every is not None:
@@ -89,7 +131,33 @@ def record_schedule(steps: int, every: int | None = None, num: int | None = None
 def recording_plan(steps: int, record=None, every: int | None = None,
                    record_steps=None) -> tuple[dict, np.ndarray]:
     """Check ``record`` (name -> callable) and resolve the recorded steps: ``every`` k steps or the
-    explicit ``record_steps`` (0 and ``steps`` always included)."""
+    explicit ``record_steps`` (0 and ``steps`` always included).
+
+    Parameters
+    ----------
+    steps : int
+        The final step ``S``.
+    record : mapping of str to callable, optional
+        Observables ``fn(net, params, X, Y)`` by name.
+    every : int, optional
+        Record every ``every`` steps (:func:`record_schedule`); ignored with ``record_steps``.
+    record_steps : array_like of int, optional
+        Explicit steps in ``[0, S]``.
+
+    Returns
+    -------
+    record : dict of str to callable
+        A copy of ``record`` (empty when ``None``).
+    schedule : ndarray of int, shape (R,)
+        Sorted distinct recorded steps, ``0`` and ``S`` included.
+
+    Raises
+    ------
+    TypeError
+        ``record`` is not a mapping, or one of its values is not callable.
+    ValueError
+        A step of ``record_steps`` outside ``[0, S]``.
+    """
     if record is not None and not isinstance(record, Mapping):
         raise TypeError("record must be a mapping from names to callables fn(net, params, X, Y)")
     record = dict(record or {})
@@ -105,7 +173,22 @@ def recording_plan(steps: int, record=None, every: int | None = None,
 
 
 def sgd_update(params, grads, lr):
-    """Plain gradient step ``W <- W - lr * dL/dW``."""
+    """Plain gradient step ``W <- W - lr * dL/dW``.
+
+    Parameters
+    ----------
+    params : list of ndarray
+        The parameters (not modified).
+    grads : list of ndarray
+        The gradients, of the same shapes.
+    lr : float
+        The step size.
+
+    Returns
+    -------
+    list of ndarray
+        New arrays ``W - lr * g``.
+    """
     return [W - lr * g for W, g in zip(params, grads)]
 
 
@@ -113,7 +196,28 @@ def epoch_batches(n: int, batch_size: int, seed=0) -> Iterator[np.ndarray]:
     """Minibatch indices, endlessly: each epoch is a fresh permutation of ``range(n)`` (drawn from
     ``seed``) cut into consecutive batches of ``batch_size`` (the last one smaller when
     ``batch_size`` does not divide ``n``), so every example is used once per epoch. Indices
-    within a batch are sorted."""
+    within a batch are sorted.
+
+    Parameters
+    ----------
+    n : int
+        The number of examples.
+    batch_size : int
+        Examples per batch, ``1 <= batch_size <= n``.
+    seed : int, list of int or numpy.random.Generator, default 0
+        Seeds the permutations (:func:`ntkdyn.base.validation.as_generator`).
+
+    Returns
+    -------
+    iterator of ndarray of int
+        Endless; each batch of shape ``(batch_size,)`` (the last of an epoch possibly
+        shorter), sorted indices into ``range(n)``.
+
+    Raises
+    ------
+    ValueError
+        ``batch_size > n`` (or a non-positive ``n`` or ``batch_size``).
+    """
     n = positive_int(n, "n")
     batch_size = positive_int(batch_size, "batch_size")
     if batch_size > n:
@@ -138,6 +242,16 @@ def elapsed_times(step_sizes) -> np.ndarray:
 
     Within each run of equal step sizes the sum is formed as ``t_a + lr (s - a)`` (``a`` the start
     of the run), so a constant schedule gives ``lr * s`` bitwise and rounding does not accumulate.
+
+    Parameters
+    ----------
+    step_sizes : array_like, shape (S,)
+        The step sizes ``lr_0..lr_{S-1}`` (flattened).
+
+    Returns
+    -------
+    ndarray, shape (S + 1,)
+        ``t_0 = 0, t_1, ..., t_S`` in float64.
     """
     sizes = np.asarray(step_sizes, dtype=np.float64).ravel()
     times = np.zeros(sizes.size + 1)
@@ -158,7 +272,9 @@ def _callable_or_none(value, name: str):
     return value
 
 
-def gradient_descent(net, params, X, Y, lr, steps, record: Mapping[str, Observable] | None = None,
+def gradient_descent(net, params: Sequence[np.ndarray], X: npt.ArrayLike, Y: npt.ArrayLike,
+                     lr: float | Callable[[int], float], steps: int,
+                     record: Mapping[str, Observable] | None = None,
                      every: int | None = None, record_steps=None, snapshots: bool = False,
                      update: Callable = sgd_update, divergence_factor: float = 1e8, *,
                      stop_below: float | None = None, stop: Callable | None = None,
@@ -210,6 +326,8 @@ def gradient_descent(net, params, X, Y, lr, steps, record: Mapping[str, Observab
         Minibatches from :func:`epoch_batches` (``seed``); full batch by default. Minibatch SGD
         with batch 128 (and momentum 0.9, ``lr=sgd(lr, momentum=0.9)``) is the training of
         Beaglehole et al. 2024.
+    seed : int, list of int or numpy.random.Generator, default 0
+        Seeds the minibatch permutations of ``batch_size`` (unused otherwise).
     batches : iterable, optional
         The example indices of each step ``s < steps`` (an index array, or ``None`` for the
         full batch), in place of ``batch_size``.
@@ -220,6 +338,7 @@ def gradient_descent(net, params, X, Y, lr, steps, record: Mapping[str, Observab
         With minibatches ``losses[s]`` is the loss of step ``s``'s batch, except at ``S = steps``
         where it is the loss on the full data.
     """
+    check_network(net, "net", methods=("loss_and_gradients",))
     if isinstance(lr, Optimizer):
         if update is not sgd_update:
             raise TypeError("pass either an optimiser as lr or an update rule, not both")
@@ -288,7 +407,7 @@ def gradient_descent(net, params, X, Y, lr, steps, record: Mapping[str, Observab
             params = update(params, grads, step_size)
         else:
             updates, state = optimizer.update(grads, state, params)
-            params = apply_updates(params, updates)
+            params = apply_updates(params, updates, check=False)
         if not constant:
             sizes.append(step_size)
     taken = s

@@ -89,9 +89,9 @@ def test_wheel_installs_only_the_ntkdyn_top_level(tmp_path):
     # build from a copy, so the build leaves nothing in the checkout
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for folder in ("ntkdyn", "base", "theory", "numerics", "figures"):
+    for folder in ("ntkdyn", "base", "theory", "numerics", "figures", "benchmarks"):
         shutil.copytree(ROOT / folder, src / folder, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
                           "-w", str(tmp_path), str(src)], capture_output=True, text=True)

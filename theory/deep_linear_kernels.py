@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base.validation import as_array, one_of, positive_float, positive_int
+from ..base.validation import as_array, float_arrays, one_of, positive_float, positive_int
 from .parameterization import PARAMETERIZATIONS, layer_multipliers
 
 __all__ = [
@@ -54,7 +54,7 @@ def _weights_and_multipliers(weights, X, multipliers, parameterization, name):
     """Checked ``[W_1, ..., W_L]``, ``X`` and multipliers ``(c_1, ..., c_L)``."""
     if not isinstance(weights, (list, tuple)) or len(weights) == 0:
         raise TypeError(f"{name} must be a non-empty list of 2-D weight matrices [W_1, ..., W_L]")
-    Ws = [as_array(W, f"{name}[{l}]", ndim=2) for l, W in enumerate(weights)]
+    Ws = float_arrays(weights, name, ndim=2)
     X = as_array(X, "X", ndim=2)
     if X.shape[1] != Ws[0].shape[1]:
         raise ValueError(f"X must have {Ws[0].shape[1]} columns (the input dimension of "
@@ -114,6 +114,7 @@ def ntk_from_weights(weights, X, multipliers=None, heads: str = "sum",
     weights : list of 2-D arrays
         ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``.
     X : array_like, shape (n, d)
+        Inputs, one per row.
     multipliers : sequence of float, optional
         ``(c_1, ..., c_L)``, all ``> 0``; when given, ``parameterization`` is ignored.
     heads : {"sum", "each", "full"}
@@ -123,6 +124,11 @@ def ntk_from_weights(weights, X, multipliers=None, heads: str = "sum",
         (``c_l = 1``, the parameterization of the mode dynamics), **not** the ``"ntk"`` default
         of ``ntkdyn.numerics.networks.MLP``: pass ``parameterization="ntk"`` (or the network's
         ``multipliers``) for the kernel of an ``MLP`` built with its defaults.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n), (k, n, n) or (k, k, n, n)
+        The NTK in the layout ``heads`` asks for.
     """
     _check_heads(heads)
     Ws, X, c = _weights_and_multipliers(weights, X, multipliers, parameterization, "weights")
@@ -138,20 +144,28 @@ def linear_head_kernels(params, X, multipliers=None, parameterization: str = "nt
         K_ii(x, x') = sum_l  w_il  Phi_l(x, x'),   w_il = [B_l B_l^T]_ii,
         Phi_l(x, x') = c_l^2 (Q_l x) . (Q_l x').
 
-    Returns ``weights (k, L)`` and ``shared (L, n, n)``: every head mixes the **same** ``L``
-    kernels ``Phi_l`` and differs only in ``L`` scalar weights (``w_iL = 1``), so the heads of
-    a linear network cannot specialise (Shan & Bordelon 2021, sec. 5).
+    Every head mixes the **same** ``L`` kernels ``Phi_l`` and differs only in ``L`` scalar
+    weights (``w_iL = 1``), so the heads of a linear network cannot specialise (Shan & Bordelon
+    2021, sec. 5).
 
     Parameters
     ----------
     params : list of 2-D arrays
         ``[W_1, ..., W_L]``, ``W_l`` of shape ``(n_l, n_{l-1})``.
     X : array_like, shape (n, d)
+        Inputs, one per row.
     multipliers : sequence of float, optional
         ``(c_1, ..., c_L)``, all ``> 0``; when given, ``parameterization`` is ignored.
     parameterization : {"ntk", "standard"}
         Multipliers when ``multipliers`` is not given; the default is ``"ntk"``
         (``c_l = 1/sqrt(n_{l-1})``, as ``ntkdyn.numerics.networks.MLP``).
+
+    Returns
+    -------
+    weights : numpy.ndarray, shape (k, L)
+        ``w_il = [B_l B_l^T]_ii``, head ``i``'s weight on the shared kernel of layer ``l``.
+    shared : numpy.ndarray, shape (L, n, n)
+        The shared kernels ``Phi_l`` on ``X``.
     """
     Ws, X, c = _weights_and_multipliers(params, X, multipliers, parameterization, "params")
     B, shared = _layer_factors(Ws, X, c)
@@ -177,13 +191,21 @@ def ntk_from_modes(a, X, V, U, heads: str = "sum") -> np.ndarray:
     Parameters
     ----------
     a : array_like, shape (L, m)
-        Per-layer strengths (see :func:`balanced_strengths`).
+        Per-layer strengths (see
+        :func:`ntkdyn.theory.deep_linear_modes.balanced_strengths`).
     X : array_like, shape (n, d)
+        Inputs, one per row.
     V : array_like, shape (d, m)
         Orthonormal input directions.
     U : array_like, shape (k, m)
         Orthonormal output directions.
     heads : {"sum", "each", "full"}
+        The layout of the result, as in :func:`ntk_from_weights`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n), (k, n, n) or (k, k, n, n)
+        The NTK in the layout ``heads`` asks for.
     """
     _check_heads(heads)
     a = as_array(a, "a", ndim=2)
@@ -216,7 +238,21 @@ def initial_kernel_scale(widths, init_scale: float, parameterization: str = "sta
     For i.i.d. ``N(0, sigma^2)`` weights, ``E[P_l P_l^T] = prod_{k>l} (sigma^2 n_{k-1}) I`` and
     ``E[Q_l^T Q_l] = prod_{k<l} (sigma^2 n_k) I``, so every layer contributes the same
     ``sigma^(2(L-1)) prod_{l=1}^{L-1} n_l`` and ``c = L sigma^(2(L-1)) prod(hidden widths)``,
-    times ``prod_{l<L} 1/n_l`` in the NTK parameterization. ``widths = [d, n_1, ..., k]``.
+    times ``prod_{l<L} 1/n_l`` in the NTK parameterization.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[d, n_1, ..., n_{L-1}, k]``, at least two entries.
+    init_scale : float
+        ``sigma``, the standard deviation of every weight at initialisation.
+    parameterization : {"standard", "ntk"}, optional
+        The layer multipliers (default ``"standard"``, ``c_l = 1``).
+
+    Returns
+    -------
+    float
+        ``c`` with ``E K_0 = c X X^T`` on each head.
     """
     one_of(parameterization, "parameterization", PARAMETERIZATIONS)
     widths = [positive_int(w, f"widths[{i}]") for i, w in enumerate(widths)]
@@ -244,6 +280,22 @@ def alignment_whitened(depth: int, dim: int, u, bulk=0.0) -> np.ndarray:
     ``alpha = bulk + w``, ``gamma = (L-1) w``
     (:func:`ntkdyn.theory.symbolic.whitened_final_alignment`);
     ``bulk = 0`` gives ``L / sqrt(L^2 + D - 1)`` and ``w << bulk`` gives ``1/sqrt(D)``.
+
+    Parameters
+    ----------
+    depth : int
+        ``L``, the number of weight matrices.
+    dim : int
+        ``D``, the input dimension.
+    u : array_like
+        Mode strengths ``u >= 0``; any shape.
+    bulk : float, optional
+        The isotropic part of the kernel, ``>= 0`` (default 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        The alignment ``A`` for every ``u``, of the shape of ``u``.
     """
     depth = positive_int(depth, "depth")
     dim = positive_int(dim, "dim")
@@ -267,9 +319,21 @@ def final_alignment(depth, dim) -> np.ndarray | float:
 
     Verified: symbolically (:func:`ntkdyn.theory.symbolic.whitened_final_alignment`) and
     numerically in the tests against the kernel of a trained balanced network.
+
+    Parameters
+    ----------
+    depth : int or array_like of int
+        ``L >= 1``, the number of weight matrices.
+    dim : int or array_like of int
+        ``D >= 1``, the input dimension (broadcast against ``depth``).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``A_inf`` (a float for scalar arguments, else of their broadcast shape).
     """
-    L = np.asarray(depth, dtype=np.float64)
-    D = np.asarray(dim, dtype=np.float64)
+    L = as_array(depth, "depth")
+    D = as_array(dim, "dim")
     if np.any(L < 1) or np.any(L != np.round(L)):
         raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
     if np.any(D < 1) or np.any(D != np.round(D)):
@@ -287,6 +351,22 @@ def alignment_general(G, y, beta_norm: float, depth: int) -> float:
             (||y||^2 sqrt(||G||_F^2 + 2(L-1) y^T G y / b^2 + (L-1)^2 ||y||^4 / b^4)),
 
     ``b = ||beta*||``; ``depth = 1`` gives the initial ``A(G, y)``.
+
+    Parameters
+    ----------
+    G : array_like, shape (n, n)
+        The input Gram matrix ``X X^T``.
+    y : array_like, shape (n,)
+        The targets ``X beta*``.
+    beta_norm : float
+        ``b = ||beta*||``, positive.
+    depth : int
+        ``L``, the number of weight matrices.
+
+    Returns
+    -------
+    float
+        The alignment ``A`` after learning.
     """
     G = as_array(G, "G", ndim=2)
     y = as_array(y, "y", ndim=1)
@@ -305,7 +385,22 @@ def alignment_general(G, y, beta_norm: float, depth: int) -> float:
 def observables(u, depth: int, dim: int, bulk=0.0) -> dict:
     """Observables of scalar-output whitened mode trajectories ``u(t)`` (any shape).
 
-    Returns ``{"u": u, "spike": u^(2-2/L), "alignment": alignment_whitened(...)}``.
+    Parameters
+    ----------
+    u : array_like
+        Mode strengths along time; any shape.
+    depth : int
+        ``L``, the number of weight matrices.
+    dim : int
+        ``D``, the input dimension.
+    bulk : float, optional
+        The isotropic part of the kernel, as in :func:`alignment_whitened`.
+
+    Returns
+    -------
+    dict
+        ``{"u": u, "spike": u^(2-2/L), "alignment": alignment_whitened(depth, dim, u, bulk)}``,
+        each of the shape of ``u``.
     """
     u = as_array(u, "u")
     return {"u": u, "spike": u ** (2.0 - 2.0 / positive_int(depth, "depth")),

@@ -92,9 +92,27 @@ def _times(t) -> np.ndarray:
 def ode_rhs(t, a, s, lam, depth: int):
     """Right-hand side of the per-layer mode flow, vectorised over modes.
 
-    ``a`` has shape ``(L, m)`` (or is its flattening): ``da_l/dt = (prod_{k != l} a_k)(s - lam u)``
-    with ``u = prod_l a_l`` (the mode flow before balancing; Saxe et al. 2014 eq. 6).
-    Products over ``k != l`` use prefix/suffix products, so zero strengths are allowed.
+    ``da_l/dt = (prod_{k != l} a_k)(s - lam u)`` with ``u = prod_l a_l`` (the mode flow before
+    balancing; Saxe et al. 2014 eq. 6). Products over ``k != l`` use prefix/suffix products, so
+    zero strengths are allowed.
+
+    Parameters
+    ----------
+    t : float
+        Time (unused: the flow is autonomous; the argument ``solve_ivp`` passes).
+    a : array_like, shape (L, m) or (L * m,)
+        Per-layer strengths of ``m`` modes, or their flattening.
+    s : float or array_like, shape (m,)
+        Task singular values.
+    lam : float or array_like, shape (m,)
+        Input variance along each mode.
+    depth : int
+        ``L``, the number of layers.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``da/dt``, of the shape of ``a``.
     """
     A = np.reshape(a, (depth, -1))
     prefix = np.ones_like(A)
@@ -118,7 +136,22 @@ def _log_balanced_jac_diag(z, s, lam, depth):
 
 
 def initial_state(u0, depth: int, m: int | None = None) -> np.ndarray:
-    """Balanced per-layer strengths ``a_l = u0^(1/L)``, shape ``(L, m)``."""
+    """Balanced per-layer strengths ``a_l = u0^(1/L)``.
+
+    Parameters
+    ----------
+    u0 : float or array_like, shape (m,)
+        Initial end-to-end strengths, ``> 0``.
+    depth : int
+        ``L``, the number of layers.
+    m : int, optional
+        The number of modes a scalar ``u0`` is broadcast to.
+
+    Returns
+    -------
+    numpy.ndarray, shape (L, m)
+        ``a_l = u0^(1/L)`` for every layer and mode.
+    """
     depth = positive_int(depth, "depth")
     u0 = np.atleast_1d(as_array(u0, "u0", ndim=(0, 1)))
     if np.any(u0 <= 0):
@@ -129,7 +162,20 @@ def initial_state(u0, depth: int, m: int | None = None) -> np.ndarray:
 
 
 def balanced_strengths(u, depth: int) -> np.ndarray:
-    """Per-layer strengths ``a_l = u^(1/L)`` of balanced modes, shape ``(L, m)`` (``u >= 0``)."""
+    """Per-layer strengths ``a_l = u^(1/L)`` of balanced modes.
+
+    Parameters
+    ----------
+    u : float or array_like, shape (m,)
+        End-to-end strengths, ``>= 0``.
+    depth : int
+        ``L``, the number of layers.
+
+    Returns
+    -------
+    numpy.ndarray, shape (L, m)
+        ``u^(1/L)`` repeated over the layers.
+    """
     depth = positive_int(depth, "depth")
     u = np.atleast_1d(as_array(u, "u", ndim=(0, 1)))
     if np.any(u < 0):
@@ -144,6 +190,24 @@ def closed_form(s, u0, depth: int, t, lam=1.0):
     * ``L = 2``: ``u = u0 / (lam u0 (1 - e^(-2st))/s + e^(-2st))``, the overflow-free form of
       Saxe's ``s e^(2st) / (lam (e^(2st) - 1) + s/u0)``; at ``s = 0`` it is
       ``u0 / (1 + 2 lam u0 t)``.
+
+    Parameters
+    ----------
+    s : array_like, shape (m,)
+        Task singular values ``>= 0``.
+    u0 : float or array_like, shape (m,)
+        Initial end-to-end strengths, ``> 0``.
+    depth : int
+        ``L``, the number of layers.
+    t : array_like, shape (T,)
+        Times ``>= 0``.
+    lam : float or array_like, shape (m,), optional
+        Input variance along each mode, ``> 0`` (1 for whitened inputs).
+
+    Returns
+    -------
+    numpy.ndarray, shape (T, m), or None
+        ``u(t)`` for ``depth`` 1 or 2; ``None`` for a deeper network (no closed form).
     """
     depth = positive_int(depth, "depth")
     s = _singular_values(s)
@@ -268,7 +332,25 @@ def implicit_solution(s, u0, depth, t, lam=1.0) -> np.ndarray:
     ``kappa = s (s/lam)^((L-2)/L)``, whose implicit solution is ``I(w(t)) = I(w0) + kappa t`` with
     the closed-form ``I`` of :func:`_implicit_theta`; it is inverted by Newton's method to
     machine precision (both sides of the fixed point). For ``s = 0``,
-    ``u = (u0^(-(2-2/L)) + 2 lam (L-1) t)^(-L/(2L-2))``. Shape ``(len(t), len(s))``.
+    ``u = (u0^(-(2-2/L)) + 2 lam (L-1) t)^(-L/(2L-2))``.
+
+    Parameters
+    ----------
+    s : array_like, shape (m,)
+        Task singular values ``>= 0``.
+    u0 : float or array_like, shape (m,)
+        Initial end-to-end strengths, ``> 0``.
+    depth : int
+        ``L >= 3``, the number of layers.
+    t : array_like, shape (T,)
+        Times ``>= 0``.
+    lam : float or array_like, shape (m,), optional
+        Input variance along each mode, ``> 0``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (T, m)
+        ``u(t)`` of every mode.
     """
     depth = positive_int(depth, "depth", minimum=3)
     s = _singular_values(s)
@@ -320,13 +402,13 @@ def mode_dynamics(s, u0, depth, t, lam=1.0, method: str = "implicit", rtol: floa
         :func:`implicit_solution`) or a ``solve_ivp`` method (``"DOP853"``, ``"RK45"``,
         ``"Radau"``, ``"BDF"``, ``"LSODA"``) integrating ``log a`` (``a = u^(1/L)``) for all modes
         in one vectorised system, with the exact diagonal Jacobian for the stiff methods.
-    rtol, atol
+    rtol, atol : float
         ``solve_ivp`` tolerances (``atol`` bounds the relative error of ``a``).
 
     Returns
     -------
-    ndarray, shape (len(t), len(s))
-        Closed forms for ``L = 1, 2`` (:func:`closed_form`).
+    numpy.ndarray, shape (T, m)
+        ``u(t)`` of every mode; closed forms for ``L = 1, 2`` (:func:`closed_form`).
 
     Raises
     ------
@@ -394,10 +476,17 @@ def layer_dynamics(s, a0, t, lam=1.0, rtol: float = 1e-10, atol: float = 1e-12,
         Initial per-layer strengths (``L`` = depth is the first axis).
     t : array_like, shape (T,)
         Times ``>= 0``.
+    lam : float or array_like, shape (m,), optional
+        Input variance along each mode, ``> 0``.
+    rtol, atol : float, optional
+        ``solve_ivp`` tolerances.
+    method : str, optional
+        The ``solve_ivp`` method (default ``"DOP853"``).
 
     Returns
     -------
-    ndarray, shape (len(t), L, m)
+    numpy.ndarray, shape (T, L, m)
+        ``a_l(t)`` of every layer and mode.
     """
     s = _singular_values(s)
     m = s.size
@@ -429,11 +518,30 @@ def layer_dynamics(s, a0, t, lam=1.0, rtol: float = 1e-10, atol: float = 1e-12,
 def mode_time(s, u0, u, depth: int, lam=1.0) -> np.ndarray:
     """Exact time for a balanced mode to go from ``u0`` to ``u`` (implicit solution of its ODE).
 
-    ``t(u) = int_{u0}^{u} du' / (L u'^(2-2/L) (s - lam u'))
-           = int_{a0}^{a} da / (a^(L-1) (s - lam a^L))``  with ``a = u^(1/L)``;
-    closed form for ``L = 1`` (``log((s/lam - u0)/(s/lam - u)) / lam``) and ``L = 2``
-    (``log(u (s - lam u0) / (u0 (s - lam u))) / (2 s)``), adaptive quadrature otherwise.
+    With ``a = u^(1/L)``::
+
+        t(u) = int_{u0}^{u} du' / (L u'^(2-2/L) (s - lam u'))
+             = int_{a0}^{a} da / (a^(L-1) (s - lam a^L)),
+
+    in closed form for ``L = 1`` (``log((s/lam - u0)/(s/lam - u)) / lam``) and ``L = 2``
+    (``log(u (s - lam u0) / (u0 (s - lam u))) / (2 s)``), by adaptive quadrature otherwise.
     Requires ``u0, u`` on the same side of the fixed point ``s/lam`` (``s > 0``).
+
+    Parameters
+    ----------
+    s : array_like, shape (m,)
+        Task singular values, ``> 0``.
+    u0, u : float or array_like, shape (m,)
+        Start and end strengths of every mode.
+    depth : int
+        ``L``, the number of layers.
+    lam : float or array_like, shape (m,), optional
+        Input variance along each mode, ``> 0``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
+        The gradient-flow time from ``u0`` to ``u`` of every mode.
     """
     depth = positive_int(depth, "depth")
     s = _singular_values(s)
@@ -464,6 +572,20 @@ def escape_time(s, u0, depth: int) -> np.ndarray:
     From ``da/dt ~ s a^(L-1)`` while ``a^L << s``: ``a^(2-L) = a0^(2-L) - (L-2) s t`` blows up
     at ``t*``. For ``L = 2`` returns the logistic half-time ``log(s/u0 - 1) / (2s)`` (needs
     ``u0 < s/2``).
+
+    Parameters
+    ----------
+    s : array_like, shape (m,)
+        Task singular values, ``> 0``.
+    u0 : float or array_like, shape (m,)
+        Initial end-to-end strengths, ``> 0``.
+    depth : int
+        ``L >= 2``, the number of layers.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
+        ``t*`` of every mode.
     """
     depth = positive_int(depth, "depth", minimum=2)
     s = _singular_values(s)
@@ -485,6 +607,18 @@ def ntk_time_factor(widths, parameterization: str = "ntk") -> float:
     mean of the per-layer learning-rate factors ``1/n_{l-1}`` (derived in
     :func:`ntkdyn.theory.symbolic.ntk_time_rescaling`). Strengths ``u`` are those of the
     end-to-end map.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[d, n_1, ..., n_{L-1}, k]``, at least two entries.
+    parameterization : {"ntk", "standard"}, optional
+        The layer multipliers.
+
+    Returns
+    -------
+    float
+        The time factor ``c`` (1 in the standard parameterization).
     """
     one_of(parameterization, "parameterization", PARAMETERIZATIONS)
     widths = [positive_int(w, f"widths[{i}]") for i, w in enumerate(widths)]
@@ -502,8 +636,23 @@ def growing_component_u0(W1, W2, U, V) -> np.ndarray:
     Linearising at small weights, ``p = W_1 v_alpha`` and ``q = W_2^T u_alpha`` obey
     ``dp/dt = s q``, ``dq/dt = s p``: ``p + q`` grows as ``e^(st)`` and ``p - q`` decays, so
     ``u = q.p = (||p0 + q0||^2 e^(2st) - ||p0 - q0||^2 e^(-2st)) / 4`` and the growing part is
-    Saxe's logistic solution with ``u0 = ||p0 + q0||^2 / 4`` (``W_1``: ``(N, D)``, ``W_2``:
-    ``(k, N)``, ``U``: ``(k, m)``, ``V``: ``(D, m)``).
+    Saxe's logistic solution with ``u0 = ||p0 + q0||^2 / 4``.
+
+    Parameters
+    ----------
+    W1 : array_like, shape (N, D)
+        First-layer weights at initialisation.
+    W2 : array_like, shape (k, N)
+        Second-layer weights at initialisation.
+    U : array_like, shape (k, m)
+        Output directions of the task modes.
+    V : array_like, shape (D, m)
+        Input directions of the task modes.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
+        The effective ``u0`` of every mode.
     """
     W1 = as_array(W1, "W1", ndim=2)
     W2 = as_array(W2, "W2", ndim=2)
@@ -518,11 +667,31 @@ def growing_component_u0(W1, W2, U, V) -> np.ndarray:
 
 
 def task_modes(X, Y, whiten_tol: float = 1e-8, require_whitened: bool = True):
-    """Singular modes of ``Sigma_yx = Y^T X / n``: ``(s, U (k, m), V (d, m))``.
+    """Singular modes of ``Sigma_yx = Y^T X / n``.
 
     With ``require_whitened`` (the default), ``Sigma_xx = X^T X / n`` must equal the
     identity to ``whiten_tol`` (max-abs), as the mode ODE with ``lam = 1`` assumes; otherwise a
     ``ValueError`` says so.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    Y : array_like, shape (n,) or (n, k)
+        Targets.
+    whiten_tol : float, optional
+        The largest entry of ``|X^T X / n - I|`` accepted as whitened.
+    require_whitened : bool, optional
+        Check that ``X`` is whitened (default ``True``).
+
+    Returns
+    -------
+    s : numpy.ndarray, shape (m,)
+        Singular values, descending (``m = min(k, d)``).
+    U : numpy.ndarray, shape (k, m)
+        Output directions.
+    V : numpy.ndarray, shape (d, m)
+        Input directions.
     """
     X = as_array(X, "X", ndim=2)
     Y = as_array(Y, "Y", ndim=(1, 2))

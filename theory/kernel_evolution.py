@@ -72,7 +72,25 @@ VARIANTS = ("multiplicative", "additive")
 
 @dataclass
 class ToyTrajectory:
-    """Toy-model solution at times ``t``: ``residual[i] = y - f(t_i)``, ``kernel[i] = K(t_i)``."""
+    """Toy-model solution at times ``t``: ``residual[i] = y - f(t_i)``, ``kernel[i] = K(t_i)``.
+
+    Parameters
+    ----------
+    t : numpy.ndarray, shape (T,)
+        The recorded times.
+    residual : numpy.ndarray, shape (T, P)
+        ``D(t_i) = y - f(t_i)``.
+    kernel : numpy.ndarray, shape (T, P, P)
+        ``K(t_i)``.
+    y : numpy.ndarray, shape (P,)
+        The targets.
+    eta : float
+        The rate of the kernel rule.
+    variant : {"multiplicative", "additive"}
+        The kernel rule, T1 or T2.
+    normalise : bool
+        Whether ``Tr K`` was kept fixed.
+    """
 
     t: np.ndarray
     residual: np.ndarray
@@ -95,7 +113,45 @@ class ToyTrajectory:
 
 def kernel_rate(K, residual, eta: float, variant: str = "multiplicative",
                 normalise: bool = False) -> np.ndarray:
-    """``dK/dt``: ``eta (K D D^T + D D^T K)`` (T1) or ``eta D D^T`` (T2), optionally normalised."""
+    """``dK/dt``: ``eta (K D D^T + D D^T K)`` (T1) or ``eta D D^T`` (T2), optionally normalised.
+
+    Parameters
+    ----------
+    K : numpy.ndarray, shape (P, P)
+        The kernel.
+    residual : numpy.ndarray, shape (P,)
+        ``D = y - f``.
+    eta : float
+        The rate.
+    variant : {"multiplicative", "additive"}, optional
+        T1 (default) or T2.
+    normalise : bool, optional
+        Subtract ``(Tr G / Tr K) K`` from the raw rate ``G``, so that ``Tr K`` stays fixed.
+
+    Returns
+    -------
+    numpy.ndarray, shape (P, P)
+        ``dK/dt``.
+
+    Raises
+    ------
+    TypeError
+        ``K``, ``residual`` or ``eta`` not real (complex, str).
+    ValueError
+        Non-finite entries, mismatched shapes, or an unknown ``variant``.
+    """
+    K = as_array(K, "K", ndim=2, keep_float32=True)
+    residual = as_array(residual, "residual", ndim=1, keep_float32=True)
+    if K.shape != (residual.shape[0],) * 2:
+        raise ValueError(f"K must have shape ({residual.shape[0]}, {residual.shape[0]}) to match "
+                         f"residual, got {K.shape}")
+    eta = positive_float(eta, "eta", allow_zero=True)
+    one_of(variant, "variant", VARIANTS)
+    return _rate(K, residual, eta, variant, normalise)
+
+
+def _rate(K, residual, eta, variant, normalise):
+    """:func:`kernel_rate` without the checks (the right-hand side calls it at every step)."""
     if variant == "multiplicative":
         KD = K @ residual
         G = eta * (np.outer(KD, residual) + np.outer(residual, KD))
@@ -111,12 +167,32 @@ def ode_rhs(t, state, P: int, eta: float, variant: str = "multiplicative",
     """Right-hand side for the flat state ``[D (P), K (P*P) row-major]``.
 
     ``dD/dt = -K D`` and ``dK/dt`` = :func:`kernel_rate`.
+
+    Parameters
+    ----------
+    t : float
+        Time (unused: the flow is autonomous; the argument ``solve_ivp`` passes).
+    state : numpy.ndarray, shape (P + P * P,)
+        The residual followed by the kernel, row-major.
+    P : int
+        The number of training points.
+    eta : float
+        The rate of the kernel rule.
+    variant : {"multiplicative", "additive"}, optional
+        T1 (default) or T2.
+    normalise : bool, optional
+        Keep ``Tr K`` fixed.
+
+    Returns
+    -------
+    numpy.ndarray, shape (P + P * P,)
+        The time derivative of ``state``.
     """
     residual = state[:P]
     K = state[P:].reshape(P, P)
     out = np.empty_like(state)
     out[:P] = -K @ residual
-    out[P:] = kernel_rate(K, residual, eta, variant, normalise).ravel()
+    out[P:] = _rate(K, residual, eta, variant, normalise).ravel()
     return out
 
 
@@ -132,7 +208,22 @@ def _problem(K0, y):
 
 
 def initial_state(K0, y, f0=None) -> np.ndarray:
-    """Flat initial state ``[y - f0, K0]`` (``f0 = 0`` by default)."""
+    """Flat initial state ``[y - f0, K0]`` (``f0 = 0`` by default).
+
+    Parameters
+    ----------
+    K0 : array_like, shape (P, P)
+        Symmetric initial kernel.
+    y : array_like, shape (P,)
+        Targets.
+    f0 : array_like, shape (P,), optional
+        Initial outputs (default 0).
+
+    Returns
+    -------
+    numpy.ndarray, shape (P + P * P,)
+        The state of :func:`ode_rhs`.
+    """
     K0, y = _problem(K0, y)
     r0 = y.copy() if f0 is None else y - as_array(f0, "f0", ndim=1)
     if r0.shape != y.shape:
@@ -141,7 +232,22 @@ def initial_state(K0, y, f0=None) -> np.ndarray:
 
 
 def unpack_state(state, P: int):
-    """``(residual, K)`` from a flat state (or a ``(..., P + P*P)`` stack of them)."""
+    """``(residual, K)`` from a flat state (or a ``(..., P + P*P)`` stack of them).
+
+    Parameters
+    ----------
+    state : array_like, shape (..., P + P * P)
+        One state of :func:`ode_rhs` or a stack of them.
+    P : int
+        The number of training points.
+
+    Returns
+    -------
+    residual : numpy.ndarray, shape (..., P)
+        The residuals.
+    K : numpy.ndarray, shape (..., P, P)
+        The kernels.
+    """
     state = np.asarray(state)
     return state[..., :P], state[..., P:].reshape(state.shape[:-1] + (P, P))
 
@@ -165,9 +271,18 @@ def integrate(K0, y, t, eta: float, variant: str = "multiplicative", normalise: 
         T1 or T2 (module docstring).
     normalise : bool
         Keep ``Tr K`` fixed.
-    rtol, atol, method
-        ``solve_ivp`` settings; the state is the residual (not ``f``), so ``atol`` is an
+    f0 : array_like, shape (P,), optional
+        Initial outputs (default 0).
+    rtol, atol : float, optional
+        ``solve_ivp`` tolerances; the state is the residual (not ``f``), so ``atol`` is an
         absolute tolerance on ``y - f`` and on ``K``.
+    method : str, optional
+        The ``solve_ivp`` method (default ``"DOP853"``).
+
+    Returns
+    -------
+    ToyTrajectory
+        The residual and the kernel at every time of ``t``.
 
     Raises
     ------
@@ -218,6 +333,26 @@ def closed_form(t, lam0: float, u0: float, eta: float, variant: str = "multiplic
     ``r = sqrt(lam0^2 + eta u0)``, ``phi0 = atanh(lam0 / r)`` (written overflow-free).
     Untrainable limits: ``lam0 = 0`` under T1 keeps ``U = u0``; ``eta = 0`` gives
     ``U = u0 e^(-2 lam0 t)``.
+
+    Parameters
+    ----------
+    t : array_like
+        Times ``>= 0``; any shape.
+    lam0 : float
+        The eigenvalue of ``K_0`` on the target's eigenvector, ``>= 0``.
+    u0 : float
+        ``||y||^2``, ``>= 0``.
+    eta : float
+        The rate, ``>= 0``.
+    variant : {"multiplicative", "additive"}, optional
+        T1 (default) or T2.
+
+    Returns
+    -------
+    lam : numpy.ndarray
+        The eigenvalue ``lam(t)``, of the shape of ``t``.
+    U : numpy.ndarray
+        ``||y - f(t)||^2``, of the shape of ``t``.
     """
     one_of(variant, "variant", VARIANTS)
     t = as_array(t, "t")
@@ -247,7 +382,24 @@ def closed_form(t, lam0: float, u0: float, eta: float, variant: str = "multiplic
 
 
 def final_eigenvalue(lam0: float, u0: float, eta: float, variant: str = "multiplicative") -> float:
-    """``lam(inf)``: ``lam0 + eta u0`` (T1) or ``sqrt(lam0^2 + eta u0)`` (T2), by conservation."""
+    """``lam(inf)``: ``lam0 + eta u0`` (T1) or ``sqrt(lam0^2 + eta u0)`` (T2), by conservation.
+
+    Parameters
+    ----------
+    lam0 : float
+        The initial eigenvalue on the target's eigenvector, ``>= 0``.
+    u0 : float
+        ``||y||^2``, ``>= 0``.
+    eta : float
+        The rate, ``>= 0``.
+    variant : {"multiplicative", "additive"}, optional
+        T1 (default) or T2.
+
+    Returns
+    -------
+    float
+        The final eigenvalue (0 under T1 when ``lam0 = 0``: nothing trains).
+    """
     one_of(variant, "variant", VARIANTS)
     lam0 = positive_float(lam0, "lam0", allow_zero=True)
     u0 = positive_float(u0, "u0", allow_zero=True)
@@ -258,7 +410,22 @@ def final_eigenvalue(lam0: float, u0: float, eta: float, variant: str = "multipl
 
 
 def invariant(lam, U, eta: float, variant: str = "multiplicative"):
-    """Conserved quantity of one eigen-direction: ``lam + eta U`` (T1), ``lam^2 + eta U`` (T2)."""
+    """Conserved quantity of one eigen-direction: ``lam + eta U`` (T1), ``lam^2 + eta U`` (T2).
+
+    Parameters
+    ----------
+    lam, U : array_like
+        The eigenvalue and ``||y - f||^2`` along time, of one shape.
+    eta : float
+        The rate.
+    variant : {"multiplicative", "additive"}, optional
+        T1 (default) or T2.
+
+    Returns
+    -------
+    numpy.ndarray
+        The invariant at every time, constant along an exact solution.
+    """
     one_of(variant, "variant", VARIANTS)
     lam = np.asarray(lam, dtype=np.float64)
     U = np.asarray(U, dtype=np.float64)
@@ -266,7 +433,22 @@ def invariant(lam, U, eta: float, variant: str = "multiplicative"):
 
 
 def static_loss(eigenvalues, coefficients, t) -> np.ndarray:
-    """Frozen-kernel loss ``1/2 sum_k y_k^2 e^(-2 lam_k t)`` (``eta = 0``), shape ``(len(t),)``."""
+    """Frozen-kernel loss ``1/2 sum_k y_k^2 e^(-2 lam_k t)`` (``eta = 0``).
+
+    Parameters
+    ----------
+    eigenvalues : array_like, shape (P,)
+        ``lam_k``, the kernel's eigenvalues.
+    coefficients : array_like, shape (P,)
+        ``y_k``, the target's coefficients in the eigenbasis.
+    t : float or array_like, shape (T,)
+        Times.
+
+    Returns
+    -------
+    numpy.ndarray, shape (T,)
+        The loss at every time.
+    """
     lam = as_array(eigenvalues, "eigenvalues", ndim=1)
     yk = as_array(coefficients, "coefficients", ndim=1)
     t = np.atleast_1d(as_array(t, "t", ndim=(0, 1)))
@@ -280,6 +462,18 @@ def static_loss_exponent(a: float, b: float) -> float:
     ``y_k^2 ~ k^-a`` (``a > 1``), while ``1/lam_1 << t << 1/lam_P`` and ``P -> inf``.
 
     ``sum_k k^-a e^(-2 k^-b t) ~ int k^-a e^(-2 k^-b t) dk = (2t)^(-(a-1)/b) Gamma((a-1)/b) / b``.
+
+    Parameters
+    ----------
+    a : float
+        The target's power-law exponent, ``> 1``.
+    b : float
+        The spectrum's power-law exponent, ``> 0``.
+
+    Returns
+    -------
+    float
+        ``(a - 1) / b``.
     """
     a = positive_float(a, "a")
     b = positive_float(b, "b")
@@ -291,9 +485,32 @@ def static_loss_exponent(a: float, b: float) -> float:
 def power_law_problem(P: int, b: float = 1.5, a: float = 2.0, seed=0, y_norm: float = 1.0):
     """Kernel ``K0 = Q diag(k^-b) Q^T`` (random orthogonal ``Q``), target power ``y_k^2 ~ k^-a``.
 
-    Returns ``(K0, y, eigenvalues, Q)``; the coefficients of ``y`` are ``Q^T y`` (positive,
-    ``||y|| = y_norm``). The frozen-kernel loss decays as ``t^(-(a-1)/b)`` while
-    ``1/lam_1 << t << 1/lam_P``.
+    The coefficients of ``y`` are ``Q^T y`` (positive, ``||y|| = y_norm``). The frozen-kernel
+    loss decays as ``t^(-(a-1)/b)`` while ``1/lam_1 << t << 1/lam_P``.
+
+    Parameters
+    ----------
+    P : int
+        The number of training points.
+    b : float, optional
+        The spectrum's exponent, ``lam_k = k^-b``.
+    a : float, optional
+        The target's exponent, ``y_k^2 ~ k^-a``.
+    seed : int, sequence of int or numpy.random.Generator, optional
+        The random stream of ``Q``.
+    y_norm : float, optional
+        ``||y||``.
+
+    Returns
+    -------
+    K0 : numpy.ndarray, shape (P, P)
+        The kernel.
+    y : numpy.ndarray, shape (P,)
+        The target.
+    eigenvalues : numpy.ndarray, shape (P,)
+        ``k^-b``, descending.
+    Q : numpy.ndarray, shape (P, P)
+        The eigenvectors, one per column.
     """
     P = positive_int(P, "P")
     b = positive_float(b, "b")
@@ -315,6 +532,19 @@ def observables(traj: ToyTrajectory, y=None) -> dict:
     ``loss = 1/2 ||D||^2``; ``alignment = y^T K y / (||K||_F ||y||^2)``;
     ``eigenvalues`` (descending, ``(T, P)``); ``top_overlap = (phi_1 . y)^2 / ||y||^2`` for the
     top eigenvector ``phi_1`` of ``K(t)``.
+
+    Parameters
+    ----------
+    traj : ToyTrajectory
+        A solution of the toy model.
+    y : array_like, shape (P,), optional
+        The target to align with (default ``traj.y``).
+
+    Returns
+    -------
+    dict
+        ``{"t": (T,), "loss": (T,), "alignment": (T,), "eigenvalues": (T, P),
+        "top_overlap": (T,)}``.
     """
     y = traj.y if y is None else as_array(y, "y", ndim=1)
     K = traj.kernel
@@ -345,10 +575,16 @@ def conserved_matrix(K, residual, eta: float) -> np.ndarray:
     Parameters
     ----------
     K : array_like, shape (..., P, P)
+        The kernel, at one time or a stack of times.
     residual : array_like, shape (..., P)
         ``D = y - f`` at the same times as ``K``.
     eta : float
         The rate of (T1).
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., P, P)
+        ``K + eta D D^T``.
     """
     K = np.asarray(K, dtype=np.float64)
     D = np.asarray(residual, dtype=np.float64)
@@ -364,6 +600,20 @@ def final_kernel(K0, y, eta: float) -> np.ndarray:
     From :func:`conserved_matrix` with ``D(0) = y`` and ``D(inf) = 0`` (the residual vanishes
     whenever ``K0`` is positive definite). The optimal feature evolution of Shan & Bordelon
     (2021, sec. 3) states ``K_inf = K_0 + gamma y y^T`` with its own rate ``gamma``.
+
+    Parameters
+    ----------
+    K0 : array_like, shape (P, P)
+        Symmetric initial kernel.
+    y : array_like, shape (P,)
+        Targets.
+    eta : float
+        The rate of (T1), ``>= 0``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (P, P)
+        ``K0 + eta y y^T``.
     """
     K0, y = _problem(K0, y)
     eta = positive_float(eta, "eta", allow_zero=True)
@@ -377,6 +627,16 @@ def feature_toy_rate(gamma: float) -> float:
     ``Psi <- Psi + gamma eta Psi (D r^T + r D^T)`` with ``r = (I - eta K) D = D + O(eta)``; per
     unit time ``t = eta n`` this is ``dPsi/dt = 2 gamma Psi D D^T``, hence
     ``dK/dt = 2 gamma (K D D^T + D D^T K)`` and ``K_inf = K0 + 2 gamma y y^T``.
+
+    Parameters
+    ----------
+    gamma : float
+        The feature learning rate, ``>= 0``.
+
+    Returns
+    -------
+    float
+        ``2 gamma``.
     """
     return 2.0 * positive_float(gamma, "gamma", allow_zero=True)
 
@@ -387,6 +647,20 @@ def feature_toy_max_eta(K0, y, gamma: float) -> float:
     In the continuous limit ``K(t) = K_inf - 2 gamma D D^T <= K_inf`` (:func:`conserved_matrix`),
     so ``eta lam_max(K(t)) < 2``, the gradient-descent stability condition, holds at every step
     once it holds for ``K_inf``.
+
+    Parameters
+    ----------
+    K0 : array_like, shape (P, P)
+        Symmetric initial kernel.
+    y : array_like, shape (P,)
+        Targets.
+    gamma : float
+        The feature learning rate, ``>= 0``.
+
+    Returns
+    -------
+    float
+        The largest stable output step.
     """
     K_inf = final_kernel(K0, y, feature_toy_rate(gamma))
     return 2.0 / float(np.linalg.eigvalsh(0.5 * (K_inf + K_inf.T))[-1])
@@ -404,8 +678,14 @@ def feature_gradient_step(Psi, residual, eta: float, gamma: float) -> np.ndarray
     Psi : array_like, shape (M, P)
         Features of the ``P`` training points; ``K = Psi^T Psi``.
     residual : array_like, shape (P,)
+        ``D = y - f`` before the step.
     eta, gamma : float
         Output learning rate and feature learning rate.
+
+    Returns
+    -------
+    numpy.ndarray, shape (M, P)
+        The features after the step.
     """
     Psi = np.asarray(Psi, dtype=np.float64)
     D = np.asarray(residual, dtype=np.float64)
@@ -427,6 +707,7 @@ def iterate_feature_toy(K0, y, eta: float, gamma: float, steps: int, every: int 
     K0 : array_like, shape (P, P)
         Symmetric positive semi-definite initial kernel (``Psi_0 = diag(sqrt(lam)) Q^T``).
     y : array_like, shape (P,)
+        Targets.
     eta, gamma : float
         Output learning rate ``> 0`` and feature learning rate ``>= 0``.
     steps, every : int

@@ -53,7 +53,7 @@ def _steps_value(steps, name="steps"):
         raise TypeError(f"{name} must be a non-negative integer or inf, got {steps!r}")
     if np.isinf(steps) and steps > 0:
         return float("inf")
-    if steps < 0 or steps != int(steps):
+    if np.isnan(steps) or np.isinf(steps) or steps < 0 or steps != int(steps):
         raise ValueError(f"{name} must be a non-negative integer or inf, got {steps!r}")
     return int(steps)
 
@@ -66,6 +66,20 @@ def spectral_filter(eigenvalues, lr, steps):
     ``h_K(0) = lr K``; ``K = inf`` gives ``1 / mu`` where ``0 < lr mu < 2`` (``inf`` at ``mu = 0``,
     ``nan`` where the iteration diverges). ``1 - (1 - lr mu)^K`` is evaluated as
     ``-expm1(K log1p(-lr mu))`` where ``|lr mu| < 1``, so small eigenvalues keep full precision.
+
+    Parameters
+    ----------
+    eigenvalues : array_like
+        The eigenvalues ``mu`` of ``A A^T``; any shape.
+    lr : float
+        The step size, ``> 0``.
+    steps : int or float
+        ``K``, a non-negative integer or ``inf``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``h_K(mu)``, of the shape of ``eigenvalues``.
     """
     mu = as_array(eigenvalues, "eigenvalues")
     lr = positive_float(lr, "lr")
@@ -91,6 +105,18 @@ def gradient_flow_filter(eigenvalues, t):
     """``g_t(mu) = (1 - exp(-mu t)) / mu``, the gradient-flow limit of :func:`spectral_filter`.
 
     ``g_t(0) = t``; ``t = inf`` gives ``1 / mu`` for ``mu > 0`` (``inf`` at ``mu = 0``).
+
+    Parameters
+    ----------
+    eigenvalues : array_like
+        The eigenvalues ``mu``; any shape.
+    t : float
+        The time, ``>= 0`` (``inf`` allowed).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``g_t(mu)``, of the shape of ``eigenvalues``.
     """
     mu = as_array(eigenvalues, "eigenvalues")
     t = positive_float(t, "t", allow_zero=True, allow_inf=True)
@@ -144,24 +170,34 @@ def _outputs(F, name, n=None, k=None):
 class FrozenKernelRegime:
     """Closed-form training dynamics of a model with a frozen kernel (the linearised network).
 
+    Times follow docs/conventions.md: gradient-flow time ``t``; with ``lr`` given, gradient
+    descent after ``s = t / lr`` steps (``t`` must be a whole number of steps).
+
     Parameters
     ----------
-    k_train_train : array ``(n, n)`` or ``(k, k, n, n)``
+    k_train_train : array_like, shape (n, n) or (k, k, n, n)
         The frozen (empirical) NTK on the training inputs.
-    y_train : array ``(n,)`` or ``(n, k)``
+    y_train : array_like, shape (n,) or (n, k)
         Training targets.
-    f0_train : array like ``y_train``, optional
+    f0_train : array_like, shape of ``y_train``, optional
         Initial outputs on the training inputs (zero by default).
-    k_test_train : array ``(n', n)`` or ``(k, k, n', n)``, optional
+    k_test_train : array_like, shape (n', n) or (k, k, n', n), optional
         Kernel between test and training inputs, for :meth:`test_predictions`.
-    f0_test : array ``(n',)`` or ``(n', k)``, optional
+    f0_test : array_like, shape (n',) or (n', k), optional
         Initial outputs on the test inputs (zero by default).
-    rcond : float
+    rcond : float, optional
         Eigenvalues below ``rcond * max(lambda)`` count as zero in the ``t -> inf`` limit
         (the pseudo-inverse ``K^+``); finite times need no cut-off.
 
-    Times follow docs/conventions.md: gradient-flow time ``t``; with ``lr`` given, gradient
-    descent after ``s = t / lr`` steps (``t`` must be a whole number of steps).
+    Attributes
+    ----------
+    n, k : int
+        The number of training points and of outputs.
+    eigenvalues : numpy.ndarray, shape (modes,)
+        The training kernel's eigenvalues, descending (``modes = n`` for an ``(n, n)`` kernel,
+        ``k n`` for a ``(k, k, n, n)`` one).
+    eigenvectors : numpy.ndarray, shape (modes, modes)
+        The matching eigenvectors, one per column.
     """
 
     def __init__(self, k_train_train, y_train, f0_train=None, k_test_train=None, f0_test=None,
@@ -220,7 +256,18 @@ class FrozenKernelRegime:
     def decay(self, t, lr=None) -> np.ndarray:
         """Per-mode residual factor ``exp(-lambda t / n)`` or ``(1 - lr lambda / n)^s``.
 
-        Shape ``(T, modes)``."""
+        Parameters
+        ----------
+        t : float or array_like, shape (T,)
+            Gradient-flow times ``>= 0`` (``inf`` allowed).
+        lr : float, optional
+            Learning rate of gradient descent (gradient flow if omitted).
+
+        Returns
+        -------
+        numpy.ndarray, shape (T, modes)
+            The factor of every mode at every time.
+        """
         times, lr = self._times(t, lr)
         lam = self.eigenvalues / self.n
         out = np.empty((len(times), len(lam)))
@@ -234,7 +281,20 @@ class FrozenKernelRegime:
         return out
 
     def coefficients(self, t, lr=None) -> np.ndarray:
-        """Per-mode filter ``g_t(lambda)`` of the test predictions; ``(T, modes)``."""
+        """Per-mode filter ``g_t(lambda)`` of the test predictions.
+
+        Parameters
+        ----------
+        t : float or array_like, shape (T,)
+            Gradient-flow times ``>= 0`` (``inf`` allowed).
+        lr : float, optional
+            Learning rate of gradient descent (gradient flow if omitted).
+
+        Returns
+        -------
+        numpy.ndarray, shape (T, modes)
+            ``g_t`` of every mode at every time.
+        """
         times, lr = self._times(t, lr)
         lam = self.eigenvalues / self.n
         out = np.empty((len(times), len(lam)))
@@ -271,12 +331,38 @@ class FrozenKernelRegime:
                          for g in G])
 
     def train_predictions(self, t, lr=None) -> np.ndarray:
-        """Outputs on the training inputs at time ``t``: ``(n, k)``, or ``(T, n, k)``."""
+        """Outputs on the training inputs at time ``t``.
+
+        Parameters
+        ----------
+        t : float or array_like, shape (T,)
+            Gradient-flow times ``>= 0`` (``inf`` allowed).
+        lr : float, optional
+            Learning rate of gradient descent (gradient flow if omitted).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, k) or (T, n, k)
+            ``f_t(X)``; one ``(n, k)`` array for a scalar ``t``.
+        """
         out = self._train_outputs(t, lr)
         return out[0] if self._single(t) else out
 
     def test_predictions(self, t, lr=None) -> np.ndarray:
-        """Outputs on the test inputs at time ``t``: ``(n', k)``, or ``(T, n', k)``."""
+        """Outputs on the test inputs at time ``t``.
+
+        Parameters
+        ----------
+        t : float or array_like, shape (T,)
+            Gradient-flow times ``>= 0`` (``inf`` allowed).
+        lr : float, optional
+            Learning rate of gradient descent (gradient flow if omitted).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n', k) or (T, n', k)
+            ``f_t(X')``; one ``(n', k)`` array for a scalar ``t``.
+        """
         out = self._test_outputs(t, lr)
         return out[0] if self._single(t) else out
 
@@ -289,28 +375,79 @@ class FrozenKernelRegime:
         """``1/(2n) ||f_t(X) - Y||^2`` (scalar, or one value per entry of ``t``).
 
         ``ntkdyn.base.losses.mse`` of the stacked residuals ``(T, n, k)``.
+
+        Parameters
+        ----------
+        t : float or array_like, shape (T,)
+            Gradient-flow times ``>= 0`` (``inf`` allowed).
+        lr : float, optional
+            Learning rate of gradient descent (gradient flow if omitted).
+
+        Returns
+        -------
+        float or numpy.ndarray, shape (T,)
+            The training loss (a float for a scalar ``t``).
         """
         loss = mse(self._train_outputs(t, lr) - self.y_train)
         return float(loss[0]) if self._single(t) else loss
 
     def test_loss(self, t, y_test, lr=None):
-        """``1/(2n') ||f_t(X') - Y'||^2`` on the test inputs (``ntkdyn.base.losses.mse``)."""
+        """``1/(2n') ||f_t(X') - Y'||^2`` on the test inputs (``ntkdyn.base.losses.mse``).
+
+        Parameters
+        ----------
+        t : float or array_like, shape (T,)
+            Gradient-flow times ``>= 0`` (``inf`` allowed).
+        y_test : array_like, shape (n',) or (n', k)
+            The test targets.
+        lr : float, optional
+            Learning rate of gradient descent (gradient flow if omitted).
+
+        Returns
+        -------
+        float or numpy.ndarray, shape (T,)
+            The test loss (a float for a scalar ``t``).
+        """
         F = self._test_outputs(t, lr)
         Y = _outputs(y_test, "y_test", *F.shape[-2:])
         loss = mse(F - Y)
         return float(loss[0]) if self._single(t) else loss
 
     def limit_train(self) -> np.ndarray:
-        """``t -> inf`` training outputs: ``Y`` plus the residual outside the kernel's range."""
+        """``t -> inf`` training outputs: ``Y`` plus the residual outside the kernel's range.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, k)
+            The limiting training outputs.
+        """
         return self.train_predictions(np.inf)
 
     def limit_test(self) -> np.ndarray:
-        """``t -> inf`` test outputs: ``f_0(x) + K(x, X) K^+ (Y - f_0(X))``."""
+        """``t -> inf`` test outputs: ``f_0(x) + K(x, X) K^+ (Y - f_0(X))``.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n', k)
+            The limiting test outputs (kernel regression).
+        """
         return self.test_predictions(np.inf)
 
     def ode_rhs(self, t, f_flat):
-        """Gradient-flow right-hand side ``df/dt = -(1/n) K (f - Y)`` on flattened outputs
-        (row-major ``(n, k)``), for ``scipy.integrate.solve_ivp``."""
+        """Gradient-flow right-hand side ``df/dt = -(1/n) K (f - Y)`` on flattened outputs.
+
+        Parameters
+        ----------
+        t : float
+            Time (unused: the flow is autonomous; the argument ``solve_ivp`` passes).
+        f_flat : array_like, shape (n * k,)
+            The training outputs, row-major ``(n, k)``.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n * k,)
+            ``df/dt``, flattened like ``f_flat``.
+        """
         F = np.asarray(f_flat).reshape(self.n, self.k)
         R = self._vec(F - self.y_train)
         return -(self._unvec(self._k_train @ R, self.n) / self.n).ravel()
@@ -322,6 +459,26 @@ def kernel_regression(k_train_train, y_train, k_test_train, f0_train=None, f0_te
 
     The ``t -> inf`` limit of the frozen-kernel dynamics for ``ridge = 0`` and an invertible ``K``;
     an independent check of :meth:`FrozenKernelRegime.limit_test`.
+
+    Parameters
+    ----------
+    k_train_train : array_like, shape (n, n) or (k, k, n, n)
+        The kernel on the training inputs.
+    y_train : array_like, shape (n,) or (n, k)
+        Training targets.
+    k_test_train : array_like, shape (n', n) or (k, k, n', n)
+        The kernel between test and training inputs, in the layout of ``k_train_train``.
+    f0_train : array_like, shape (n, k), optional
+        The prior mean on the training inputs (zero by default).
+    f0_test : array_like, shape (n', k), optional
+        The prior mean on the test inputs (zero by default).
+    ridge : float, optional
+        The ridge ``>= 0`` added to the kernel's diagonal.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n', k)
+        The predictions on the test inputs.
     """
     Y = _outputs(y_train, "y_train")
     n, k = Y.shape
@@ -347,7 +504,21 @@ def train_loss_curve(regime: FrozenKernelRegime, t, lr=None) -> np.ndarray:
     ``d_m`` is :meth:`FrozenKernelRegime.decay` (``exp(-lambda_m t / n)``, or
     ``(1 - lr lambda_m / n)^s`` with ``lr``) and ``r_0^(m)`` the initial residual's coordinate on
     eigenvector ``m``; the same number as :meth:`FrozenKernelRegime.train_loss` without forming
-    the outputs, ``O(T modes)`` for ``T`` times instead of ``O(T n^2)``. Shape ``(T,)``.
+    the outputs, ``O(T modes)`` for ``T`` times instead of ``O(T n^2)``.
+
+    Parameters
+    ----------
+    regime : FrozenKernelRegime
+        The frozen-kernel model.
+    t : float or array_like, shape (T,)
+        Gradient-flow times ``>= 0`` (``inf`` allowed).
+    lr : float, optional
+        Learning rate of gradient descent (gradient flow if omitted).
+
+    Returns
+    -------
+    numpy.ndarray, shape (T,)
+        The training loss at every time.
     """
     if not isinstance(regime, FrozenKernelRegime):
         raise TypeError(f"regime must be a FrozenKernelRegime, got {type(regime).__name__}")
@@ -369,10 +540,19 @@ def time_to_loss(regime: FrozenKernelRegime, loss: float, lr=None, rtol: float =
     Parameters
     ----------
     regime : FrozenKernelRegime
+        The frozen-kernel model.
     loss : float
         The loss level to reach (``>= 0``).
     lr : float, optional
         Learning rate of gradient descent (gradient flow if omitted).
+    rtol : float, optional
+        Relative precision of the bisection in time (gradient flow).
+
+    Returns
+    -------
+    float
+        The first time ``t`` (``lr s`` with ``lr``) with ``L(t) <= loss``; ``0`` or ``inf`` at
+        the extremes.
     """
     loss = positive_float(loss, "loss", allow_zero=True)
     rtol = positive_float(rtol, "rtol")
@@ -432,12 +612,17 @@ def rescaled_kernel_time(times, scales, t=None) -> np.ndarray:
 
     Parameters
     ----------
-    times : array ``(R,)``
+    times : array_like, shape (R,)
         Increasing times, ``times[0] = 0``.
-    scales : array ``(R,)``
+    scales : array_like, shape (R,)
         ``c`` at those times (``> 0``).
-    t : array, optional
+    t : float or array_like, shape (T,), optional
         Where to evaluate ``tau`` (``>= 0``); the given ``times`` by default.
+
+    Returns
+    -------
+    numpy.ndarray, shape (R,) or (T,)
+        ``tau`` at ``times`` (or at ``t``).
     """
     grid, c, tau = _scale_grid(times, scales)
     if t is None:
@@ -459,6 +644,20 @@ def rescaled_kernel_time_inverse(times, scales, tau) -> np.ndarray:
     On each interval ``c(t) = c_i + a (t - t_i)`` and ``tau(t) = tau_i + c_i u + a u^2 / 2``, so
     ``u = 2 (tau - tau_i) / (c_i + sqrt(c_i^2 + 2 a (tau - tau_i)))`` (the stable root); after
     the last time ``u = (tau - tau_R) / c_R``. ``tau = inf`` gives ``inf``.
+
+    Parameters
+    ----------
+    times : array_like, shape (R,)
+        Increasing times, ``times[0] = 0``.
+    scales : array_like, shape (R,)
+        ``c`` at those times (``> 0``).
+    tau : float or array_like, shape (T,)
+        Rescaled times ``>= 0`` (``inf`` allowed).
+
+    Returns
+    -------
+    numpy.ndarray
+        The times ``t``, of the shape of ``tau``.
     """
     grid, c, cum = _scale_grid(times, scales)
     tau = np.asarray(as_array(tau, "tau", ndim=(0, 1), finite=False), dtype=float)

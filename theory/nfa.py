@@ -72,12 +72,20 @@ def early_feature_matrices(A, R, theta) -> tuple[np.ndarray, np.ndarray]:
 
     Parameters
     ----------
-    A : (n, d) array
+    A : array_like, shape (n, d)
         Inputs of the layer at initialisation (the data itself for the first layer).
-    R : (n,) or (n, k) array
+    R : array_like, shape (n,) or (n, k)
         Residuals ``f(x_i) - y_i`` at initialisation (``-Y`` in the small-output limit).
-    theta : (n, n) or (k, k, n, n) array
-        PTK Gram ``Theta[j, j', i, i'] = b_j(x_i) . b_j'(x_i')`` at initialisation.
+    theta : array_like, shape (n, n) or (k, k, n, n)
+        PTK Gram ``Theta[j, j', i, i'] = b_j(x_i) . b_j'(x_i')`` at initialisation (the
+        ``(n, n)`` form for one output only).
+
+    Returns
+    -------
+    nfm : numpy.ndarray, shape (d, d)
+        ``M^T Theta M`` (symmetrised), proportional to the early centred NFM.
+    agop : numpy.ndarray, shape (d, d)
+        ``M^T Theta^2 M``, proportional to the early centred AGOP.
     """
     A = as_array(A, "A", ndim=2)
     R = as_array(R, "R", ndim=(1, 2))
@@ -98,8 +106,25 @@ def early_feature_matrices(A, R, theta) -> tuple[np.ndarray, np.ndarray]:
 def early_centered_nfc(A, R, theta, kind: str = "pearson", power: float = 1.0) -> float:
     """Early-time centred NFC: ``lim_{t->0} C-NFC(t) = rho(M^T Theta M, (M^T Theta^2 M)^power)``.
 
-    Arguments as in :func:`early_feature_matrices`; ``kind`` and ``power`` as in
-    ``numerics.features.nfa_correlation``. See the module docstring for the derivation.
+    See the module docstring for the derivation.
+
+    Parameters
+    ----------
+    A : array_like, shape (n, d)
+        Inputs of the layer at initialisation (the data itself for the first layer).
+    R : array_like, shape (n,) or (n, k)
+        Residuals ``f(x_i) - y_i`` at initialisation (``-Y`` in the small-output limit).
+    theta : array_like, shape (n, n) or (k, k, n, n)
+        PTK Gram at initialisation, as in :func:`early_feature_matrices`.
+    kind : {"pearson", "cosine"}, optional
+        The correlation ``rho`` (:func:`ntkdyn.base.alignment.matrix_correlation`).
+    power : float, optional
+        The power of the AGOP, as in ``ntkdyn.numerics.features.nfa_correlation``.
+
+    Returns
+    -------
+    float
+        The predicted ``C-NFC(0+)``, in ``[-1, 1]``.
     """
     one_of(kind, "kind", KINDS)
     nfm, agop = early_feature_matrices(A, R, theta)
@@ -114,6 +139,20 @@ def relu_ptk_two_layer(X, X2=None, init_scale: float = 1.0) -> np.ndarray:
     as ``m -> infinity`` with ``W, a ~ N(0, init_scale^2)``: the degree-0 arc-cosine kernel of
     Cho & Saul (2009) (:func:`ntkdyn.theory.arccos.arccos_degree0`), ``theta_xx'`` the angle
     between ``x`` and ``x'``.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Inputs, one per row, none zero.
+    X2 : array_like, shape (n2, d), optional
+        Second inputs (default: ``X``).
+    init_scale : float, optional
+        The standard deviation of ``W`` and ``a`` at initialisation.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n2)
+        The limiting PTK ``Theta(x_i, x2_j)``.
     """
     X = as_array(X, "X", ndim=2)
     X2 = X if X2 is None else as_array(X2, "X2", ndim=2)

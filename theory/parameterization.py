@@ -32,7 +32,8 @@ def layer_multipliers(fan_ins, parameterization: str = "ntk") -> tuple[float, ..
 
     Returns
     -------
-    tuple of float, one per layer.
+    tuple of float
+        ``c_l``, one per layer.
     """
     one_of(parameterization, "parameterization", PARAMETERIZATIONS)
     fan_ins = [positive_int(n, f"fan_ins[{l}]") for l, n in enumerate(fan_ins)]

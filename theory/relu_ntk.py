@@ -79,7 +79,26 @@ def _kernels(X, X2, depth, activation, init_scale):
 
 
 def infinite_nngp(X, X2=None, depth=2, activation="relu", init_scale=1.0) -> np.ndarray:
-    """NNGP kernel ``Sigma_L(x, x')`` of the scalar output of a ``depth``-matrix MLP."""
+    """NNGP kernel ``Sigma_L(x, x')`` of the scalar output of a ``depth``-matrix MLP.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    X2 : array_like, shape (n2, d), optional
+        Second inputs (default: ``X``, a symmetric kernel).
+    depth : int, optional
+        ``L``, the number of weight matrices (default 2: one hidden layer).
+    activation : {"relu", "erf", "linear"}, optional
+        The hidden activation ``phi``.
+    init_scale : float, optional
+        ``sigma``, the standard deviation of every weight at initialisation.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n2)
+        ``Sigma_L(x_i, x2_j)``.
+    """
     return _kernels(X, X2, depth, activation, init_scale)[0]
 
 
@@ -88,5 +107,23 @@ def infinite_ntk(X, X2=None, depth=2, activation="relu", init_scale=1.0) -> np.n
 
     The empirical NTK of ``MLP([d, m, ..., m, k], init_scale=sigma)`` converges to
     ``Theta_L`` on each head (and to ``k Theta_L`` for ``heads="sum"``) as ``m -> infinity``.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    X2 : array_like, shape (n2, d), optional
+        Second inputs (default: ``X``, a symmetric kernel).
+    depth : int, optional
+        ``L``, the number of weight matrices (default 2: one hidden layer).
+    activation : {"relu", "erf", "linear"}, optional
+        The hidden activation ``phi``.
+    init_scale : float, optional
+        ``sigma``, the standard deviation of every weight at initialisation.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n2)
+        ``Theta_L(x_i, x2_j)``.
     """
     return _kernels(X, X2, depth, activation, init_scale)[1]

@@ -84,8 +84,21 @@ def mode_flow(depth: int):
     Mode loss ``l(a) = 1/2 E(y - u x)^2 = 1/2 (E y^2 - 2 s u + lam u^2)``, ``u = prod_l a_l``;
     ``da_i/dt = -dl/da_i = (prod_{k != i} a_k) (s - lam u)`` (Saxe et al. 2014, eq. 6).
 
-    Returns ``(a, u, loss, rhs)``: the strength symbols, ``u``, the loss and the list of
-    right-hand sides.
+    Parameters
+    ----------
+    depth : int
+        ``L``, the number of layers.
+
+    Returns
+    -------
+    a : tuple of sympy.Symbol
+        The strengths ``a_1, ..., a_L``.
+    u : sympy.Expr
+        ``prod_l a_l``.
+    loss : sympy.Expr
+        The mode loss.
+    rhs : list of sympy.Expr
+        ``da_i/dt``, one per layer.
     """
     depth = positive_int(depth, "depth")
     a = _strengths(depth)
@@ -98,10 +111,21 @@ def mode_flow(depth: int):
 
 @lru_cache(maxsize=None)
 def conservation_laws(depth: int):
-    """``d/dt (a_i^2 - a_j^2) = 0`` along :func:`mode_flow`; returns ``[(i, j, d/dt), ...]``.
+    """``d/dt (a_i^2 - a_j^2) = 0`` along :func:`mode_flow`.
 
     ``2 a_i da_i/dt = 2 u (s - lam u)`` is the same for every layer, so all pairwise
     differences of squared strengths are conserved (balancedness is preserved).
+
+    Parameters
+    ----------
+    depth : int
+        ``L``, the number of layers.
+
+    Returns
+    -------
+    list of tuple
+        ``(i, j, rate)`` for every pair of layers ``i < j`` (1-based), ``rate`` the simplified
+        ``d/dt (a_i^2 - a_j^2)`` (zero).
     """
     a, _, _, rhs = mode_flow(depth)
     out = []
@@ -118,9 +142,21 @@ def balanced_reduction(depth: int):
 
     ``du/dt = sum_i (u / a_i) da_i/dt = L a^(2L-2) (s - lam u) = L u^(2-2/L) (s - lam u)``.
 
-    Returns ``(u_symbol, derived_rhs, expected_rhs, verified)``; ``derived_rhs`` is
-    expressed in ``u`` through ``a = u^(1/L)`` and ``verified`` says whether it equals
-    the expected form identically.
+    Parameters
+    ----------
+    depth : int
+        ``L``, the number of layers.
+
+    Returns
+    -------
+    u_symbol : sympy.Symbol
+        ``u``.
+    derived_rhs : sympy.Expr
+        ``du/dt`` derived from the mode flow, expressed in ``u`` through ``a = u^(1/L)``.
+    expected_rhs : sympy.Expr
+        ``L u^(2-2/L) (s - lam u)``.
+    verified : bool
+        Whether the two are identical.
     """
     a_syms, u_expr, _, rhs = mode_flow(depth)
     a = sp.Symbol("a", positive=True)
@@ -137,6 +173,16 @@ def lambdify_balanced_rhs(depth: int):
 
     Built with :func:`sympy.lambdify` from :func:`balanced_reduction`, so scipy integrators
     can run the derived expression itself; arguments broadcast like numpy arrays.
+
+    Parameters
+    ----------
+    depth : int
+        ``L``, the number of layers.
+
+    Returns
+    -------
+    callable
+        ``rhs(u, s, lam)``.
     """
     U, derived, _, _ = balanced_reduction(depth)
     return sp.lambdify((U, s, lam), derived, modules="numpy")
@@ -157,7 +203,17 @@ def ntk_time_rescaling(depth: int):
       ``w_i^2 - w_j^2`` is conserved), ``du/dt = C^(2/L) L u^(2-2/L) (s - lam u)``: the
       standard ODE in the time ``t_eff = C^(2/L) t``, ``C^(2/L) = (prod_l 1/n_{l-1})^(1/L)``.
 
-    Returns a dict with the symbols, the derived expressions and the verification flags.
+    Parameters
+    ----------
+    depth : int
+        ``L``, the number of layers.
+
+    Returns
+    -------
+    dict
+        ``widths`` (the symbols ``n_0 .. n_{L-1}``), ``C``, ``per_layer_rate`` (the factors
+        ``1/n_{l-1}``), ``per_layer_verified``, ``u``, ``balanced_rhs``, ``time_factor``
+        (``C^(2/L)``) and ``balanced_verified``.
     """
     depth = positive_int(depth, "depth")
     n = sp.symbols(f"n_0:{depth}", positive=True)
@@ -197,7 +253,13 @@ def ntk_time_rescaling(depth: int):
 
 # ------------------------------------------------------------------ closed forms
 def depth1_closed_form():
-    """``u(t) = s/lam + (u0 - s/lam) e^(-lam t)`` solves ``du/dt = s - lam u`` (L = 1)."""
+    """``u(t) = s/lam + (u0 - s/lam) e^(-lam t)`` solves ``du/dt = s - lam u`` (L = 1).
+
+    Returns
+    -------
+    sympy.Expr
+        ``u(t)`` in the module's symbols ``t, s, lambda, u_0``.
+    """
     return s / lam + (u0 - s / lam) * sp.exp(-lam * t)
 
 
@@ -205,6 +267,11 @@ def depth2_closed_form():
     """``u(t) = s e^(2 s t) / (lam (e^(2 s t) - 1) + s / u0)`` solves ``du/dt = 2 u (s - lam u)``.
 
     With ``lam = 1`` this is Saxe et al.'s ``u(t) = s e^(2st) / (e^(2st) - 1 + s/u0)``.
+
+    Returns
+    -------
+    sympy.Expr
+        ``u(t)`` in the module's symbols ``t, s, lambda, u_0``.
     """
     e = sp.exp(2 * s * t)
     return s * e / (lam * (e - 1) + s / u0)
@@ -220,13 +287,25 @@ def _verify_mode_closed_form(expr, depth: int) -> bool:
 
 @lru_cache(maxsize=None)
 def verify_depth1_closed_form() -> bool:
-    """Check symbolically that :func:`depth1_closed_form` solves the derived L = 1 ODE."""
+    """Check symbolically that :func:`depth1_closed_form` solves the derived L = 1 ODE.
+
+    Returns
+    -------
+    bool
+        Whether the ODE residual and the initial condition reduce to zero.
+    """
     return _verify_mode_closed_form(depth1_closed_form(), 1)
 
 
 @lru_cache(maxsize=None)
 def verify_depth2_closed_form() -> bool:
-    """Check symbolically that :func:`depth2_closed_form` solves the derived L = 2 ODE."""
+    """Check symbolically that :func:`depth2_closed_form` solves the derived L = 2 ODE.
+
+    Returns
+    -------
+    bool
+        Whether the ODE residual and the initial condition reduce to zero.
+    """
     return _verify_mode_closed_form(depth2_closed_form(), 2)
 
 
@@ -242,7 +321,19 @@ def toy_closed_form(variant: str = "multiplicative"):
       ``lam^2 + eta U = c2``; ``lam = sqrt(c2) tanh(sqrt(c2) t + atanh(lam0/sqrt(c2)))``,
       ``U = (c2 - lam^2) / eta``.
 
-    Returns ``(lam0_symbol, lam_t, U_t)``.
+    Parameters
+    ----------
+    variant : {"multiplicative", "additive"}, optional
+        T1 (default) or T2.
+
+    Returns
+    -------
+    lam0_symbol : sympy.Symbol
+        ``lambda_0``.
+    lam_t : sympy.Expr
+        ``lam(t)``.
+    U_t : sympy.Expr
+        ``U(t)``.
     """
     one_of(variant, "variant", ("multiplicative", "additive"))
     lam0 = sp.Symbol("lambda_0", positive=True)
@@ -263,7 +354,18 @@ def _toy_rates(variant, lam_t, U):
 
 @lru_cache(maxsize=None)
 def verify_toy_closed_form(variant: str = "multiplicative") -> bool:
-    """Check that :func:`toy_closed_form` solves ``dlam/dt``, ``dU/dt`` with the right start."""
+    """Check that :func:`toy_closed_form` solves ``dlam/dt``, ``dU/dt`` with the right start.
+
+    Parameters
+    ----------
+    variant : {"multiplicative", "additive"}, optional
+        T1 (default) or T2.
+
+    Returns
+    -------
+    bool
+        Whether both ODE residuals and both initial conditions reduce to zero.
+    """
     lam0, lam_t, U = toy_closed_form(variant)
     dlam, dU = _toy_rates(variant, lam_t, U)
     ok_ode = _is_zero(sp.diff(lam_t, t) - dlam) and _is_zero(sp.diff(U, t) - dU)
@@ -273,7 +375,18 @@ def verify_toy_closed_form(variant: str = "multiplicative") -> bool:
 
 @lru_cache(maxsize=None)
 def verify_toy_conservation(variant: str = "multiplicative") -> bool:
-    """Check ``d/dt (lam + eta U) = 0`` (T1) or ``d/dt (lam^2 + eta U) = 0`` (T2) on the ODE."""
+    """Check ``d/dt (lam + eta U) = 0`` (T1) or ``d/dt (lam^2 + eta U) = 0`` (T2) on the ODE.
+
+    Parameters
+    ----------
+    variant : {"multiplicative", "additive"}, optional
+        T1 (default) or T2.
+
+    Returns
+    -------
+    bool
+        Whether the invariant's time derivative reduces to zero.
+    """
     one_of(variant, "variant", ("multiplicative", "additive"))
     L_, U_ = sp.symbols("lambda U", positive=True)
     dlam, dU = _toy_rates(variant, L_, U_)
@@ -290,8 +403,19 @@ def rank_one_ntk_spike(depth: int):
     ``Phi_l = (v.x)(v.x')`` for ``l >= 2``. Summing gives
     ``K = a^(2(L-1)) [x.x' + (L-1)(v.x)(v.x')] = u^(2(L-1)/L) [...]``.
 
-    Returns ``(isotropic_coefficient, spike_coefficient, verified)`` with the coefficients in
-    terms of ``a``.
+    Parameters
+    ----------
+    depth : int
+        ``L``, the number of layers.
+
+    Returns
+    -------
+    isotropic_coefficient : sympy.Expr
+        The coefficient of ``x.x'``, in terms of ``a``.
+    spike_coefficient : sympy.Expr
+        The coefficient of ``(v.x)(v.x')``.
+    verified : bool
+        Whether they are ``a^(2(L-1))`` and ``(L-1) a^(2(L-1))``.
     """
     depth = positive_int(depth, "depth")
     a = sp.Symbol("a", positive=True)
@@ -318,7 +442,14 @@ def whitened_final_alignment():
     solution ``gamma = (L - 1) alpha`` (:func:`rank_one_ntk_spike`), which gives
     ``A = L / sqrt(L^2 + D - 1)``.
 
-    Returns ``(A_general, A_final, verified)`` in the symbols ``alpha, gamma, L, D``.
+    Returns
+    -------
+    A_general : sympy.Expr
+        ``A`` in the symbols ``alpha, gamma, D``.
+    A_final : sympy.Expr
+        ``L / sqrt(L^2 + D - 1)``.
+    verified : bool
+        Whether ``A`` at ``gamma = (L - 1) alpha`` reduces to ``A_final``.
     """
     alpha, gamma, L, D = sp.symbols("alpha gamma L D", positive=True)
     A = (alpha + gamma) / sp.sqrt(alpha ** 2 * D + 2 * alpha * gamma + gamma ** 2)
@@ -328,7 +459,18 @@ def whitened_final_alignment():
 
 
 def verify_all(max_depth: int = 4) -> dict:
-    """Run every symbolic check (depths ``1..max_depth``); a dict of name -> bool."""
+    """Run every symbolic check (depths ``1..max_depth``).
+
+    Parameters
+    ----------
+    max_depth : int, optional
+        The deepest network checked.
+
+    Returns
+    -------
+    dict
+        ``{check name: verified}``.
+    """
     max_depth = positive_int(max_depth, "max_depth")
     out = {}
     for L in range(1, max_depth + 1):
@@ -353,6 +495,18 @@ def derivations(fmt: str = "pretty", max_depth: int = 3) -> str:
 
     This is what ``ntkdyn derive`` prints: each step's equation, then whether sympy
     verified it.
+
+    Parameters
+    ----------
+    fmt : {"pretty", "latex"}, optional
+        Unicode pretty-printing or LaTeX.
+    max_depth : int, optional
+        The deepest network shown.
+
+    Returns
+    -------
+    str
+        The text.
     """
     one_of(fmt, "fmt", ("pretty", "latex"))
     max_depth = positive_int(max_depth, "max_depth")

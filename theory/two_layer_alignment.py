@@ -58,7 +58,18 @@ from .two_layer_ntk import check_weights, two_layer_ntk_terms  # noqa: F401 (pub
 
 
 def flow_multipliers(W1) -> tuple[float, float]:
-    """``(c_1, c_2) = (1/sqrt(d), 1/sqrt(m))`` of the NTK parameterization for ``W1 (m, d)``."""
+    """``(c_1, c_2) = (1/sqrt(d), 1/sqrt(m))`` of the NTK parameterization.
+
+    Parameters
+    ----------
+    W1 : numpy.ndarray, shape (m, d)
+        The first-layer weights.
+
+    Returns
+    -------
+    c1, c2 : float
+        The multipliers of the two layers.
+    """
     m, d = W1.shape
     return layer_multipliers((d, m), "ntk")
 
@@ -89,6 +100,24 @@ def infinite_width_terms(X, X2=None, activation: str = "relu", init_scale: float
     ``feature = sigma^2 |x||x'| / (2 pi d) [sin theta + (pi - theta) cos theta]`` and
     ``gated = sigma^2 (x.x'/d) (pi - theta) / (2 pi)``; their sum is the depth-2 NTK of
     :func:`ntkdyn.theory.relu_ntk.infinite_ntk`, and ``feature = infinite_nngp / sigma^2``.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    X2 : array_like, shape (n2, d), optional
+        Second inputs (default: ``X``).
+    activation : {"relu", "linear"}, optional
+        The hidden activation.
+    init_scale : float, optional
+        ``sigma``, the standard deviation of every weight.
+
+    Returns
+    -------
+    feature : numpy.ndarray, shape (n, n2)
+        The limit of the feature term.
+    gated : numpy.ndarray, shape (n, n2)
+        The limit of the gated term, per head.
     """
     if activation not in ("relu", "linear"):
         raise ValueError(f"activation must be 'relu' or 'linear' for the infinite-width terms, "
@@ -101,9 +130,25 @@ def infinite_width_terms(X, X2=None, activation: str = "relu", init_scale: float
 
 # --------------------------------------------------------------------- early-time drift
 def target_weighted_means(W1, X, Y, activation: str = "relu"):
-    """``m_ik = (1/n) sum_mu y_i(x_mu) phi'(h_k(x_mu)) x_mu``, shape ``(k, m, d)``.
+    """``m_ik = (1/n) sum_mu y_i(x_mu) phi'(h_k(x_mu)) x_mu``.
 
     For ReLU, the target-weighted mean of the inputs in unit ``k``'s active half-space.
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        The first-layer weights.
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    Y : array_like, shape (n,) or (n, k)
+        Targets.
+    activation : str, optional
+        The hidden activation's name.
+
+    Returns
+    -------
+    numpy.ndarray, shape (k, m, d)
+        ``m_ik`` for every head ``i`` and unit ``k``.
     """
     W1 = as_array(W1, "W1", ndim=2)
     X = as_array(X, "X", ndim=2)
@@ -122,6 +167,28 @@ def flow_velocity(W1, W2, X, residual, gamma: float = 1.0, activation: str = "re
     ``dW2/dt = (gamma c_2 / n) Delta^T phi(H)`` and
     ``dW1/dt = gamma c_2 c_1 sum_i a_ik m_ik = (gamma c_2 c_1 / n) [(Delta W2) * phi'(H)]^T X``,
     ``Delta = Y - f_gamma`` the residual (``Delta = Y`` at ``t = 0``).
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        The first-layer weights.
+    W2 : array_like, shape (k, m)
+        The readout weights.
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    residual : array_like, shape (n, k)
+        ``Delta = Y - f_gamma``.
+    gamma : float, optional
+        The richness ``gamma > 0``.
+    activation : str, optional
+        The hidden activation's name.
+
+    Returns
+    -------
+    dW1 : numpy.ndarray, shape (m, d)
+        ``dW1/dt``.
+    dW2 : numpy.ndarray, shape (k, m)
+        ``dW2/dt``.
     """
     W2, X, R, gamma, c1, c2, P, D = _flow_setup(W1, W2, X, residual, gamma, activation)
     return _velocity(W2, X, R, gamma, c1, c2, P, D)
@@ -151,6 +218,28 @@ def kernel_velocity(W1, W2, X, dW1, dW2, activation: str = "relu"):
     ``dfeature = c_2^2 (d phi phi^T + phi d phi^T)``,
     ``dgated_i = c_2^2 c_1^2 G * (dD A_i D^T + D A_i dD^T + 2 D diag(a_i da_i) D^T)``,
     ``A_i = diag(a_i^2)``, ``G = X X^T``.
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        The first-layer weights.
+    W2 : array_like, shape (k, m)
+        The readout weights.
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    dW1 : array_like, shape (m, d)
+        The direction of the first-layer weights.
+    dW2 : array_like, shape (k, m)
+        The direction of the readout weights.
+    activation : str, optional
+        The hidden activation's name.
+
+    Returns
+    -------
+    dfeature : numpy.ndarray, shape (n, n)
+        The derivative of the (shared) feature term.
+    dgated : numpy.ndarray, shape (k, n, n)
+        The derivative of every head's gated term.
     """
     W1, W2, X = _weights(W1, W2, X)
     dW1 = as_array(dW1, "dW1", ndim=2)
@@ -188,10 +277,30 @@ def flow_second_order(W1, W2, X, residual, gamma: float = 1.0, activation: str =
         d2feature = c_2^2 (d2Phi Phi^T + Phi d2Phi^T + 2 dPhi dPhi^T),
         d2gated_i = c_2^2 c_1^2 G * (D diag(2 da_i^2 + 2 a_i d2a_i) D^T).
 
-    Returns ``dW1, dW2, d2W1, d2W2, df`` (``d f_gamma / dt``), ``dfeature, dgated,
-    d2feature, d2gated``. All first derivatives scale as ``gamma`` at ``t = 0`` and the
-    second derivatives of the kernel as ``gamma^2`` (plus an ``O(gamma)`` part from the
-    shrinking residual).
+    All first derivatives scale as ``gamma`` at ``t = 0`` and the second derivatives of the
+    kernel as ``gamma^2`` (plus an ``O(gamma)`` part from the shrinking residual).
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        The first-layer weights.
+    W2 : array_like, shape (k, m)
+        The readout weights.
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    residual : array_like, shape (n, k)
+        ``Delta = Y - f_gamma``.
+    gamma : float, optional
+        The richness ``gamma > 0``.
+    activation : {"relu", "linear"}, optional
+        The hidden activation (``phi'' = 0``).
+
+    Returns
+    -------
+    dict
+        ``dW1`` and ``d2W1`` ``(m, d)``, ``dW2`` and ``d2W2`` ``(k, m)``, ``df``
+        (``d f_gamma / dt``, ``(n, k)``), ``dfeature`` and ``d2feature`` ``(n, n)``,
+        ``dgated`` and ``d2gated`` ``(k, n, n)``.
     """
     if activation not in ("relu", "linear"):
         raise ValueError(f"activation must be 'relu' or 'linear' (phi'' = 0) for the second-order "
@@ -224,6 +333,22 @@ def alignment_rate(K, dK, Y, centered: bool = True) -> float:
 
     The derivative of the kernel-target alignment (centred kernels and targets when
     ``centered``; centring is linear so ``d(HKH) = H dK H``).
+
+    Parameters
+    ----------
+    K : array_like, shape (n, n)
+        The kernel.
+    dK : array_like, shape (n, n)
+        Its time derivative.
+    Y : array_like, shape (n,) or (n, k)
+        Targets.
+    centered : bool, optional
+        Centre the kernels and targets (default ``True``).
+
+    Returns
+    -------
+    float
+        ``dA/dt``.
     """
     K = as_array(K, "K", ndim=2)
     dK = as_array(dK, "dK", ndim=2)
@@ -243,6 +368,22 @@ def alignment_second_derivative(K, dK, d2K, Y, centered: bool = True) -> float:
     With ``T = Y Y^T / ||Y Y^T||_F``, ``a = <K, T>``, ``q = ||K||_F``:
     ``A = a / q``, ``A'' = a''/q - 2 a' q'/q^2 - a q''/q^2 + 2 a q'^2/q^3``, where
     ``q' = <K, K'>/q`` and ``q'' = (<K', K'> + <K, K''>)/q - <K, K'>^2/q^3``.
+
+    Parameters
+    ----------
+    K : array_like, shape (n, n)
+        The kernel.
+    dK, d2K : array_like, shape (n, n)
+        Its first and second time derivatives.
+    Y : array_like, shape (n,) or (n, k)
+        Targets.
+    centered : bool, optional
+        Centre the kernels and targets (default ``True``).
+
+    Returns
+    -------
+    float
+        ``d^2 A / dt^2``.
     """
     K = as_array(K, "K", ndim=2)
     dK = as_array(dK, "dK", ndim=2)
@@ -271,6 +412,27 @@ def initial_second_derivatives(W1, W2, X, Y, gamma: float = 1.0, activation: str
     small (it can be negative); the coherent alignment appears at second order, once the
     readouts have grown along ``corr(phi(h_k), y_i)`` and steer the unit drifts
     ``sum_i a_ik m_ik`` (Shan & Bordelon 2021, sec. 6).
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        The first-layer weights at initialisation.
+    W2 : array_like, shape (k, m)
+        The readout weights at initialisation.
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    Y : array_like, shape (n, k)
+        Targets (the residual at ``t = 0``).
+    gamma : float, optional
+        The richness ``gamma > 0``.
+    activation : {"relu", "linear"}, optional
+        The hidden activation (``phi'' = 0``).
+
+    Returns
+    -------
+    dict
+        ``alignment_centered`` and ``alignment_uncentered`` (floats); with ``k >= 2`` heads also
+        ``specialization`` ``(k, k)`` and ``xi`` (float).
     """
     W1, W2, X = _weights(W1, W2, X)
     Y = _targets(Y, X.shape[0], W2.shape[0])
@@ -297,10 +459,31 @@ def initial_second_derivatives(W1, W2, X, Y, gamma: float = 1.0, activation: str
 def initial_rates(W1, W2, X, Y, gamma: float = 1.0, activation: str = "relu") -> dict:
     """Exact ``t = 0`` rates of the alignment metrics of ``f_gamma`` under gradient flow.
 
-    Returns ``alignment_centered``/``alignment_uncentered`` (values and ``d/dt`` of
-    ``A(sum_i K_ii, Y)``), ``specialization`` and ``specialization_rate`` (``S_ij`` and
-    ``dS_ij/dt``), ``xi`` and ``xi_rate``. Time is ``t = lr * steps`` of
-    :func:`numerics.richness.train_centered`. All rates are proportional to ``gamma``.
+    Time is ``t = lr * steps`` of :func:`ntkdyn.numerics.richness.train_centered`. All rates
+    are proportional to ``gamma``.
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        The first-layer weights at initialisation.
+    W2 : array_like, shape (k, m)
+        The readout weights at initialisation.
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    Y : array_like, shape (n, k)
+        Targets (the residual at ``t = 0``).
+    gamma : float, optional
+        The richness ``gamma > 0``.
+    activation : str, optional
+        The hidden activation's name.
+
+    Returns
+    -------
+    dict
+        ``alignment_centered``, ``alignment_centered_rate``, ``alignment_uncentered`` and
+        ``alignment_uncentered_rate`` (of ``A(sum_i K_ii, Y)``, floats); with ``k >= 2`` heads
+        also ``specialization`` and ``specialization_rate`` (``S_ij`` and ``dS_ij/dt``,
+        ``(k, k)``), ``xi`` and ``xi_rate``.
     """
     W1, W2, X = _weights(W1, W2, X)
     Y = _targets(Y, X.shape[0], W2.shape[0])
@@ -327,7 +510,20 @@ def initial_rates(W1, W2, X, Y, gamma: float = 1.0, activation: str = "relu") ->
 
 # ------------------------------------------------- heads that cannot specialise (linear nets)
 def head_dissimilarity(K_heads, centered: bool = True) -> np.ndarray:
-    """``D_ii' = || K^_i - K^_i' ||_F`` with ``K^ = H K H / ||H K H||_F`` (``(k, k)``)."""
+    """``D_ii' = || K^_i - K^_i' ||_F`` with ``K^ = H K H / ||H K H||_F``.
+
+    Parameters
+    ----------
+    K_heads : array_like, shape (k, n, n)
+        One kernel per head.
+    centered : bool, optional
+        Centre the kernels first (default ``True``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (k, k)
+        The distances between the normalised head kernels.
+    """
     K_heads = as_array(K_heads, "K_heads", ndim=3)
     Kc = _center(K_heads) if centered else K_heads
     norms = np.linalg.norm(Kc.reshape(len(Kc), -1), axis=1)
@@ -347,6 +543,18 @@ def specialization_bound(K_heads, centered: bool = True) -> float:
     the normalised head kernels differ only through the ``L`` mixing weights ``w_il`` of the
     shared kernels ``Phi_l``, so ``xi = 0`` exactly whenever the rows ``w_i`` are parallel
     (e.g. readout rows of equal norm at depth 2) and is small whenever they are close.
+
+    Parameters
+    ----------
+    K_heads : array_like, shape (k, n, n)
+        One kernel per head, ``k >= 2``.
+    centered : bool, optional
+        Centre the kernels first (default ``True``).
+
+    Returns
+    -------
+    float
+        The bound on ``|xi|``.
     """
     D = head_dissimilarity(K_heads, centered)
     k = D.shape[0]
@@ -363,8 +571,23 @@ def kernel_specialization_rate(K_heads, dK_heads, Y) -> tuple[np.ndarray, np.nda
     ``m_d = (1/C) sum_c A_cd`` (Shan & Bordelon 2021, Eq. 9;
     :func:`ntkdyn.base.alignment.kernel_specialization_matrix`), so
     ``dKSM(c, d)/dt = (dA_cd m_d - A_cd dm_d) / m_d^2`` with ``dA_cd`` from
-    :func:`alignment_rate` (uncentred). ``K_heads``, ``dK_heads``: ``(C, n, n)``; ``Y``:
-    ``(n, C)``. Returns ``(KSM, dKSM/dt)``, both ``(C, C)``.
+    :func:`alignment_rate` (uncentred).
+
+    Parameters
+    ----------
+    K_heads : array_like, shape (C, n, n)
+        One kernel per head.
+    dK_heads : array_like, shape (C, n, n)
+        Their time derivatives.
+    Y : array_like, shape (n, C)
+        One target column per class.
+
+    Returns
+    -------
+    ksm : numpy.ndarray, shape (C, C)
+        The kernel specialization matrix.
+    ksm_rate : numpy.ndarray, shape (C, C)
+        Its time derivative.
     """
     K_heads = as_array(K_heads, "K_heads", ndim=3)
     dK_heads = as_array(dK_heads, "dK_heads", ndim=3)
@@ -392,6 +615,26 @@ def initial_specialization_rates(W1, W2, X, Y, gamma: float = 1.0,
     :func:`kernel_specialization_rate` and the centred :func:`alignment_rate`. Returns
     ``ksm``, ``ksm_rate``, ``specialization`` (centred ``S``) and ``specialization_rate``, each
     ``(C, C)``; time is ``t = lr * steps`` of :func:`ntkdyn.numerics.richness.train_centered`.
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        The first-layer weights at initialisation.
+    W2 : array_like, shape (C, m)
+        The readout weights at initialisation.
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    Y : array_like, shape (n, C)
+        Targets (the residual at ``t = 0``).
+    gamma : float, optional
+        The richness ``gamma > 0``.
+    activation : str, optional
+        The hidden activation's name.
+
+    Returns
+    -------
+    dict
+        ``ksm``, ``ksm_rate``, ``specialization`` and ``specialization_rate``, each ``(C, C)``.
     """
     W1, W2, X = _weights(W1, W2, X)
     Y = _targets(Y, X.shape[0], W2.shape[0])
@@ -415,7 +658,19 @@ def kernel_specialization_bound(K_heads, Y) -> np.ndarray:
     ``T_d = y_d y_d^T / ||y_d||^2``, so by Cauchy-Schwarz ``|A_cd - A_c'd| <= D_cc'`` and
     ``|A_cd - m_d| <= mean_{c'} D_cc'``. Heads whose normalised kernels coincide give
     ``KSM = 1`` exactly (for a two-layer linear network, readout rows of equal norm:
-    :func:`linear_head_kernels`). Returns the ``(C, C)`` bound.
+    :func:`ntkdyn.theory.deep_linear_kernels.linear_head_kernels`).
+
+    Parameters
+    ----------
+    K_heads : array_like, shape (C, n, n)
+        One kernel per head.
+    Y : array_like, shape (n, C)
+        One target column per class.
+
+    Returns
+    -------
+    numpy.ndarray, shape (C, C)
+        The bound on ``|KSM(c, d) - 1|``.
     """
     K_heads = as_array(K_heads, "K_heads", ndim=3)
     Y = _targets(Y, K_heads.shape[1], K_heads.shape[0])
@@ -426,8 +681,22 @@ def kernel_specialization_bound(K_heads, Y) -> np.ndarray:
 
 # ------------------------------------------- readout and first-layer parts (K_V and K_W)
 def bilinear_form(K, z) -> np.ndarray:
-    """``B(z) = z^T K z / ||z||^2`` for each column of ``z`` (``(n,)`` -> scalar, ``(n, p)`` ->
-    ``(p,)``): the kernel's Rayleigh quotient along ``z`` (Shan & Bordelon 2021, sec. 6)."""
+    """``B(z) = z^T K z / ||z||^2``: the kernel's Rayleigh quotient along ``z``.
+
+    Shan & Bordelon (2021), sec. 6.
+
+    Parameters
+    ----------
+    K : array_like, shape (n, n)
+        The kernel.
+    z : array_like, shape (n,) or (n, p)
+        One direction, or ``p`` directions as columns (none zero).
+
+    Returns
+    -------
+    float or numpy.ndarray, shape (p,)
+        ``B`` of every direction (a float for one direction).
+    """
     K = as_array(K, "K", ndim=2)
     z = as_array(z, "z", ndim=(1, 2))
     if z.shape[0] != K.shape[0]:
@@ -441,9 +710,23 @@ def bilinear_form(K, z) -> np.ndarray:
 
 
 def complement_bilinear_form(K, y) -> float:
-    """Mean of ``B(z)`` over ``z`` uniform on the unit sphere of the complement of ``y``:
+    """Mean of ``B(z)`` over ``z`` uniform on the unit sphere of the complement of ``y``.
+
     ``B_perp = tr(P K P) / (n - 1)``, ``P = I - y y^T / ||y||^2``, i.e.
-    ``(tr K - B(y)) / (n - 1)`` for a symmetric ``K``."""
+    ``(tr K - B(y)) / (n - 1)`` for a symmetric ``K``.
+
+    Parameters
+    ----------
+    K : array_like, shape (n, n)
+        The kernel, ``n >= 2``.
+    y : array_like, shape (n,)
+        The direction whose complement is averaged over.
+
+    Returns
+    -------
+    float
+        ``B_perp``.
+    """
     K = as_array(K, "K", ndim=2)
     y = as_array(y, "y", ndim=1)
     n = K.shape[0]
@@ -460,8 +743,28 @@ def kernel_split_velocity(W1, W2, X, residual, gamma: float = 1.0,
     heads) and ``K_W = c_2^2 c_1^2 G * sum_i D A_i D^T`` (the ``W1``-gradient Gram), Shan &
     Bordelon (2021), sec. 6. Their time derivatives along the flow of :func:`flow_velocity`
     with residual ``Delta`` are the directional derivatives of :func:`kernel_velocity`:
-    ``dK_V/dt = k dfeature``, ``dK_W/dt = sum_i dgated_i``. Returns ``K_V, K_W, dK_V, dK_W``
-    (each ``(n, n)``); the derivatives are proportional to ``gamma``.
+    ``dK_V/dt = k dfeature``, ``dK_W/dt = sum_i dgated_i``; the derivatives are proportional to
+    ``gamma``.
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        The first-layer weights.
+    W2 : array_like, shape (k, m)
+        The readout weights.
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    residual : array_like, shape (n, k)
+        ``Delta = Y - f_gamma``.
+    gamma : float, optional
+        The richness ``gamma > 0``.
+    activation : str, optional
+        The hidden activation's name.
+
+    Returns
+    -------
+    dict
+        ``K_V``, ``K_W``, ``dK_V`` and ``dK_W``, each ``(n, n)``.
     """
     W1, W2, X = _weights(W1, W2, X)
     dW1, dW2 = flow_velocity(W1, W2, X, residual, gamma, activation)
@@ -484,6 +787,27 @@ def kernel_split_rates(W1, W2, X, y, gamma: float = 1.0, activation: str = "relu
     (``anisotropy_V`` of order ``n``) and ``K_W`` nearly isotropically (``anisotropy_W`` near 1
     for random labels). By the symmetry of the flow, ``rate_B_V_y = rate_B_W_y`` exactly when
     ``phi'' = 0`` (:func:`fixed_sign_bilinear_rates`).
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        The first-layer weights at initialisation.
+    W2 : array_like, shape (1, m)
+        The readout weights (one output).
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    y : array_like, shape (n,)
+        Targets.
+    gamma : float, optional
+        The richness ``gamma > 0``.
+    activation : str, optional
+        The hidden activation's name.
+
+    Returns
+    -------
+    dict
+        Floats ``B_{V,W}_y``, ``B_{V,W}_perp``, ``rate_B_{V,W}_y``, ``rate_B_{V,W}_perp`` and
+        ``anisotropy_{V,W}``.
     """
     W1, W2, X = _weights(W1, W2, X)
     y = as_array(y, "y", ndim=(1, 2)).reshape(-1)
@@ -516,6 +840,30 @@ def fixed_sign_bilinear_rates(W1, W2, X, residual, Z, gamma: float = 1.0,
     ``r^T f``): every direction grows with the sign of that weighted ``r^T f``; ``dB_V`` has
     ``z . Phi_k`` in place of ``r . Phi_k`` and is coherent only along ``z = r``, where the two
     coincide (Shan & Bordelon 2021, sec. 6).
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        The first-layer weights.
+    W2 : array_like, shape (1, m)
+        The readout weights (one output).
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    residual : array_like, shape (n,) or (n, 1)
+        ``r``.
+    Z : array_like, shape (n,) or (n, p)
+        The directions ``z``, as columns.
+    gamma : float, optional
+        The richness ``gamma > 0``.
+    activation : {"relu", "linear"}, optional
+        The hidden activation (``phi'' = 0``).
+
+    Returns
+    -------
+    rate_V : numpy.ndarray, shape (p,)
+        ``dB_V(z)/dt`` of every direction.
+    rate_W : numpy.ndarray, shape (p,)
+        ``dB_W(z)/dt`` of every direction.
     """
     if activation not in ("relu", "linear"):
         raise ValueError(f"activation must be 'relu' or 'linear' (phi'' = 0), got {activation!r}")
@@ -554,17 +902,22 @@ def gated_bilinear_forms(W1, W2, X, Z, activation: str = "relu") -> np.ndarray:
 
     Parameters
     ----------
-    W1 : array (m, d)
-    W2 : array (C, m)
+    W1 : array_like, shape (m, d)
+        The first-layer weights.
+    W2 : array_like, shape (C, m)
         Readouts ``a_ck`` (any values: trained weights, or a velocity, see
         :func:`gated_growth_from_rest`).
-    X : array (n, d)
-    Z : array (n, p)
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    Z : array_like, shape (n, p)
         Directions ``z_j`` (columns), e.g. unit class indicators.
+    activation : str, optional
+        The hidden activation's name.
 
     Returns
     -------
-    array (C, p)
+    numpy.ndarray, shape (C, p)
+        ``B[c, j]``.
     """
     W1, W2, X = _weights(W1, W2, X)
     Z = _targets(Z, X.shape[0], name="Z")
@@ -592,14 +945,21 @@ def gated_growth_from_rest(W1, X, Y, Z=None, activation: str = "relu") -> np.nda
 
     Parameters
     ----------
-    W1 : array (m, d), the initial first layer.
-    X : array (n, d); Y : array (n, C), the training targets.
-    Z : array (n, p), optional
+    W1 : array_like, shape (m, d)
+        The initial first layer.
+    X : array_like, shape (n, d)
+        Inputs, one per row.
+    Y : array_like, shape (n, C)
+        The training targets.
+    Z : array_like, shape (n, p), optional
         Directions; default the columns of ``Y`` scaled to unit norm.
+    activation : str, optional
+        The hidden activation's name.
 
     Returns
     -------
-    array (C, p)
+    numpy.ndarray, shape (C, p)
+        The ``t^2`` coefficients ``B[c, j]``.
     """
     W1 = as_array(W1, "W1", ndim=2)
     Y = _targets(Y, as_array(X, "X", ndim=2).shape[0])
@@ -613,7 +973,18 @@ def gated_growth_from_rest(W1, X, Y, Z=None, activation: str = "relu") -> np.nda
 
 
 def own_class_growth_ratio(B) -> float:
-    """``mean_c B[c, c] / mean_{c != d} B[c, d]`` of a square ``(C, C)`` array of growths."""
+    """``mean_c B[c, c] / mean_{c != d} B[c, d]`` of a square array of growths.
+
+    Parameters
+    ----------
+    B : array_like, shape (C, C)
+        Growths, ``C >= 2`` (e.g. :func:`gated_growth_from_rest` along the class indicators).
+
+    Returns
+    -------
+    float
+        The ratio of the mean diagonal to the mean off-diagonal entry.
+    """
     B = as_array(B, "B", ndim=2)
     C = B.shape[0]
     if B.shape != (C, C) or C < 2:
@@ -627,6 +998,16 @@ def relu_square_gate_moment(rho) -> np.ndarray:
 
     With ``theta = arccos(rho)``: ``(pi - theta + sin(theta) cos(theta)) / (2 pi)``
     (``1/2`` at ``rho = 1``, ``1/4`` at ``rho = 0``, ``0`` at ``rho = -1``).
+
+    Parameters
+    ----------
+    rho : float or array_like
+        Correlations in ``[-1, 1]``; any shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        The moment, of the shape of ``rho``.
     """
     rho = np.asarray(rho, dtype=np.float64)
     if np.any(np.abs(rho) > 1) or not np.all(np.isfinite(rho)):
@@ -649,9 +1030,14 @@ def mixture_growth_ratio_limit(centres=None) -> float:
 
     Parameters
     ----------
-    centres : array (C, d), optional
+    centres : array_like, shape (C, d), optional
         Class centres (rows are scaled to unit norm); default orthogonal ones (the limit does
         not depend on ``C`` then).
+
+    Returns
+    -------
+    float
+        The limiting own-class growth ratio.
     """
     if centres is None:
         return float(0.5 / relu_square_gate_moment(0.0))

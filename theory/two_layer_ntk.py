@@ -37,7 +37,25 @@ _GATED_HEADS = ("each", "sum")
 
 
 class HiddenUnitSums(NamedTuple):
-    """Unscaled sums over the hidden units ``j`` (see :func:`hidden_unit_sums`)."""
+    """Unscaled sums over the hidden units ``j`` (see :func:`hidden_unit_sums`).
+
+    With ``h_j = c_1 w_j . x`` (plus the bias, if any) and ``k`` heads:
+
+    Parameters
+    ----------
+    feature : ndarray, shape (n, n2)
+        ``sum_j phi(h_j(x)) phi(h_j(x'))``.
+    gated : ndarray, shape (k, n, n2) or (n, n2)
+        ``sum_j a_ij^2 phi'(h_j(x)) phi'(h_j(x'))`` per head (``heads="each"``) or summed over
+        the heads (``heads="sum"``).
+    inputs : ndarray, shape (n, n2)
+        The input Gram ``X X'^T``.
+    readout : ndarray, shape (n, k), or None
+        ``phi(H) W2^T``, so that the readout pre-activations are ``c_2 phi(H) W2^T``; ``None``
+        unless asked for.
+    readout2 : ndarray, shape (n2, k), or None
+        The same on ``X'`` (the same array when ``X'`` is ``X``).
+    """
 
     feature: np.ndarray         # (n, n2): sum_j phi(h_j(x)) phi(h_j(x'))
     gated: np.ndarray           # (k, n, n2) or (n, n2): sum_j a_ij^2 phi'(h_j(x)) phi'(h_j(x'))
@@ -51,6 +69,37 @@ def check_weights(W1, W2, X, X2=None, keep_float32: bool = False, finite: bool =
 
     ``X2`` stays ``None`` when not given. ``finite`` applies to the weights; inputs are always
     checked for finiteness.
+
+    Parameters
+    ----------
+    W1 : array_like, shape (m, d)
+        First-layer weights.
+    W2 : array_like, shape (k, m)
+        Readout weights.
+    X : array_like, shape (n, d)
+        Inputs.
+    X2 : array_like, shape (n2, d), optional
+        Second inputs.
+    keep_float32 : bool, default False
+        Keep float32 arrays as float32 (others are converted to float64).
+    finite : bool, default True
+        Refuse NaN or infinite weights.
+
+    Returns
+    -------
+    W1 : ndarray, shape (m, d)
+    W2 : ndarray, shape (k, m)
+    X : ndarray, shape (n, d)
+    X2 : ndarray, shape (n2, d), or None
+        ``None`` when not given.
+
+    Raises
+    ------
+    TypeError
+        An argument that is not a real numeric array.
+    ValueError
+        An argument that is not 2-D, non-finite inputs (or weights, with ``finite``), or
+        mismatched shapes (``W1`` columns vs ``d``, ``W2`` columns vs ``m``, ``X2`` columns).
     """
     W1 = as_array(W1, "W1", ndim=2, keep_float32=keep_float32, finite=finite)
     W2 = as_array(W2, "W2", ndim=2, keep_float32=keep_float32, finite=finite)
@@ -69,7 +118,18 @@ def check_weights(W1, W2, X, X2=None, keep_float32: bool = False, finite: bool =
 
 
 def default_block_size(n: int, n2: int) -> int:
-    """Hidden units per block: about :data:`BLOCK_BYTES` per ``(max(n, n2), block)`` slab."""
+    """Hidden units per block: about :data:`BLOCK_BYTES` per ``(max(n, n2), block)`` slab.
+
+    Parameters
+    ----------
+    n, n2 : int
+        The numbers of first and second inputs.
+
+    Returns
+    -------
+    int
+        ``max(1, BLOCK_BYTES // (8 max(n, n2)))`` (float64 entries).
+    """
     return max(1, BLOCK_BYTES // (8 * max(n, n2)))
 
 
@@ -79,7 +139,8 @@ def _gram(A, B, symmetric):
 
 
 def hidden_unit_sums(W1, W2, X, X2=None, *, c1: float, activation="relu", heads: str = "each",
-                     block_size: int | None = None, readout: bool = False) -> HiddenUnitSums:
+                     block_size: int | None = None, readout: bool = False,
+                     bias=None) -> HiddenUnitSums:
     """The sums over hidden units of the two-layer NTK, accumulated over blocks of units.
 
     With ``P = phi(H)``, ``D = phi'(H)``, ``H = c_1 X W1^T`` (and ``P'``, ``D'`` on ``X'``),
@@ -108,6 +169,10 @@ def hidden_unit_sums(W1, W2, X, X2=None, *, c1: float, activation="relu", heads:
     readout : bool
         Also accumulate ``phi(H) W2^T`` (and on ``X'``), the readout pre-activations over
         ``c_2``, in the same pass.
+    bias : array_like, shape (m,), optional
+        Offsets of the hidden pre-activations, ``H = c_1 X W1^T + bias`` (``beta_1 b_1`` for a
+        network with biases); the sums keep their form, and the bias term of the NTK is
+        ``c_2^2 beta_1^2 gated[i]`` (no input Gram).
 
     Returns
     -------
@@ -120,6 +185,11 @@ def hidden_unit_sums(W1, W2, X, X2=None, *, c1: float, activation="relu", heads:
     X2 = X if symmetric else X2
     act = get_activation(activation)
     one_of(heads, "heads", _GATED_HEADS)
+    if bias is not None:
+        bias = as_array(bias, "bias", ndim=1, keep_float32=True, finite=False)
+        if bias.shape != (W1.shape[0],):
+            raise ValueError(f"bias must have shape ({W1.shape[0]},) (the width), "
+                             f"got {bias.shape}")
     phi, dphi = act.phi, act.dphi
     per_head = heads == "each"
     k, m = W2.shape
@@ -136,6 +206,10 @@ def hidden_unit_sums(W1, W2, X, X2=None, *, c1: float, activation="relu", heads:
         H = X @ W1[sl].T
         H *= c1
         H2 = H if symmetric else c1 * (X2 @ W1[sl].T)
+        if bias is not None:
+            H += bias[sl]
+            if not symmetric:
+                H2 += bias[sl]
         P = phi(H)
         P2 = P if symmetric else phi(H2)
         feature += _gram(P, P2, symmetric)
@@ -176,6 +250,13 @@ def two_layer_ntk_terms(W1, W2, X, X2=None, activation="relu", parameterization:
         ``c_1 = c_2 = 1`` (:func:`ntkdyn.theory.parameterization.layer_multipliers`).
     block_size : int, optional
         Hidden units per block of the sums (:func:`hidden_unit_sums`).
+
+    Returns
+    -------
+    feature : ndarray, shape (n, n2)
+        ``c_2^2 phi(H) phi(H')^T``, shared by all heads.
+    gated : ndarray, shape (k, n, n2)
+        ``c_2^2 c_1^2 (X X'^T) * (phi'(H) diag(a_i^2) phi'(H')^T)`` for each head ``i``.
     """
     W1, W2, X, X2 = check_weights(W1, W2, X, X2)
     m, d = W1.shape

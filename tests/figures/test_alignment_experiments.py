@@ -121,6 +121,46 @@ def test_paper_configs_name_mnist_and_missing_data_exits_2(tmp_path, capsys, mon
     assert code == 2
     err = capsys.readouterr().err
     assert "ntkdyn data fetch mnist" in err and len(err.strip().splitlines()) == 1
-    assert not out.exists()
+    # --out is created (and tested for writing) before any work; nothing is left in it
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
     code = main(["run", "depth-alignment", "--out", str(out), "--set", "dataset=imagenet"])
     assert code == 2 and "dataset" in capsys.readouterr().err
+
+
+def test_depth_alignment_theory_is_the_trained_descriptions_and_relu_ntks():
+    """The trained network and ``Theta_L`` come from one description (by default ``MLP``
+    bitwise); its kernel is relu_ntk's off the diagonal to 1e-12; on the diagonal, where
+    relu_ntk loses ~1e-8 to ``arccos`` at a correlation of 1 - ulp, the exact ``Theta_L(x, x) =
+    L q 2^(1 - L)``, ``q = |x|^2 / d``, to 1e-12 (relu_ntk's to 1e-7)."""
+    from ntkdyn.numerics.networks import MLP
+    from ntkdyn.theory import relu_ntk
+    from ntkdyn.theory.infinite_width import infinite_ntk
+
+    config = depth_alignment.EXPERIMENT.config("smoke")
+    seed = np.random.SeedSequence(0)
+    ds = depth_alignment.load_task(config, depth_alignment.child(seed, 0, 0))
+    X, Y = ds.X[None], ds.Y[None]
+    d, k = X.shape[-1], Y.shape[-1]
+    k_inf = depth_alignment.theory_kernels(config, X, Y, config["depths"], infinite_ntk)
+    off = ~np.eye(X.shape[1], dtype=bool)
+    q = np.einsum("ij,ij->i", X[0], X[0]) / d
+    for K, L in zip(k_inf[:, 0], config["depths"]):
+        net = depth_alignment.network(config, d, k, L)
+        mlp = MLP([d] + [config["width"]] * (L - 1) + [k], "relu")
+        assert all(np.array_equal(a, b) for a, b in zip(net.init(3), mlp.init(3)))
+        old = relu_ntk.infinite_ntk(X[0], depth=L)
+        assert np.abs(K - old)[off].max() <= 1e-12 * np.abs(old).max()
+        exact = L * q * 2.0 ** (1 - L)
+        new_err, old_err = (np.abs(np.diag(M) - exact).max() for M in (K, old))
+        assert new_err <= 1e-12 * exact.max() and old_err <= 1e-7 * exact.max()
+
+
+def test_depth_alignment_with_biases_trains_and_meets_its_theory():
+    config = dict(depth_alignment.EXPERIMENT.config("smoke"), n_train=24, width=64, steps=5,
+                  seeds=1, num_records=3, depths=[2, 3], b_std=0.5, W_std=1.1)
+    result = depth_alignment.EXPERIMENT.compute_serial(config)
+    net = depth_alignment.network(config, 30, 4, 2)
+    assert net.has_bias and net.W_std == 1.1
+    err = depth_alignment.init_kernel_errors(result)
+    assert np.all(np.isfinite(result["alignment_centered"]))
+    assert err.max() <= 0.2  # 32 initialisations of width 64 against Theta_L with biases

@@ -51,9 +51,9 @@ def test_controls_replace_the_theory_kernel_and_move_the_early_curve():
 
 
 @pytest.mark.parametrize("setting,message", [
-    ("dataset=\"nope\"", "dataset: unknown 'nope'"),
+    ("dataset=\"nope\"", "key 'dataset' of kgd-baselines"),
     ("gammas=[4.0, 1.0]", "gammas must be [network, rich]"),
-    ("loss_fraction=0", "loss_fraction must lie in (0, 1)"),
+    ("loss_fraction=0", "'loss_fraction' of kgd-baselines expects"),
     ("lr=100.0", "gradient descent diverges"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(setting, message, capsys, tmp_path):

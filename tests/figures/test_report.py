@@ -88,7 +88,7 @@ def expected_rows(record):
 
 def test_html_report_embeds_every_figure_and_number(out):
     paths = build_report(out, quiet=True, run_missing=False)
-    assert paths == [out / "report.html", out / "report.md"]
+    assert paths == [out / "report.html", out / "report.md", out / "report.csv"]
     record = json.loads((out / "ntk-width.json").read_text())
     page = parse(out / "report.html")
 
@@ -199,7 +199,7 @@ def test_malformed_results_stop_the_report_with_one_line(out, corrupt, message, 
 def test_cli_report_prints_the_written_paths(out, capsys, only_ntk_width):
     assert cli.main(["report", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out.split()
-    assert printed == [str(out / "report.html"), str(out / "report.md")]
+    assert printed == [str(out / "report.html"), str(out / "report.md"), str(out / "report.csv")]
 
 
 # The probe runs in a test-side copy of the page: after load it writes, into a <pre>, how many

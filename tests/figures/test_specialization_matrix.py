@@ -59,7 +59,7 @@ def test_controls_break_the_rate_agreement_and_leave_the_result_alone():
 
 
 @pytest.mark.parametrize("setting,message", [
-    ("datasets=[\"no-such-data\"]", "unknown 'no-such-data'"),
+    ("datasets=[\"no-such-data\"]", "got ['no-such-data']"),
     ("classes=[0,0]", "classes"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(setting, message, capsys, tmp_path):

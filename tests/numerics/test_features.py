@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ntkdyn.numerics import features as F
-from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.networks import MLP, Network
 from ntkdyn.numerics.synthetic import low_rank_task
 from ntkdyn.numerics.training import gradient_descent
 
@@ -301,3 +301,131 @@ def test_bad_input_names_the_argument():
         F.svd_alignment(params[0], np.eye(3))
     with pytest.raises(ValueError, match="constant"):
         F.matrix_correlation(np.ones((3, 3)), np.eye(3))
+
+
+# -------------------------------------------------------------------------------- biases
+BIASED = [
+    dict(widths=[5, 7, 6, 3], activation="relu", b_std=0.5),
+    dict(widths=[4, 6, 5, 4, 2], activation="tanh", output_activation="tanh", W_std=1.3,
+         b_std=0.8),
+    dict(widths=[6, 8, 1], activation="softplus", parameterization="standard", W_std=1.5,
+         b_std=0.4),
+    dict(widths=[4, 40, 30, 2], activation="erf", parameterization="standard", b_std=1.1),
+]
+
+
+def _biased_net_and_data(spec, n=9, seed=0):
+    net = Network(**spec)
+    assert net.has_bias
+    return net, net.init(seed), np.random.default_rng(seed + 100).standard_normal(
+        (n, net.input_dim))
+
+
+def _apply_from_biased(net, params, layer, A, preactivation=False):
+    """``_apply_from`` with the biases: ``h_l = c_l W_l a + beta_l b_l``."""
+    W, b, beta = net.weights(params), net.biases(params), net.bias_multipliers
+    h = A if preactivation else net.multipliers[layer] * (A @ W[layer].T) + beta[layer] * b[layer]
+    for l in range(layer + 1, net.depth):
+        h = net.multipliers[l] * (net.activation.phi(h) @ W[l].T) + beta[l] * b[l]
+    return h if net.output_activation is None else net.output_activation.phi(h)
+
+
+@pytest.mark.parametrize("spec", BIASED)
+def test_agop_and_tangent_covariance_with_biases(spec, fd_jacobian):
+    """With biases: AGOP = sum of explicit input-Jacobian outer products = central differences
+    of the biased sub-network; K = central differences at the (biased) pre-activation."""
+    net, params, X = _biased_net_and_data(spec)
+    fwd = net.forward(params, X)
+    Ks = F.tangent_feature_covariance(net, params, X, None)
+    assert len(Ks) == net.depth
+    for layer in range(net.depth):
+        J = _input_jacobians(net, params, X, layer)  # the biases enter through fwd only
+        fd = fd_jacobian(lambda A: _apply_from_biased(net, params, layer, A),
+                         fwd.activations[layer])
+        assert _rel(J, fd) < 1e-7
+        G = F.agop(net, params, X, layer)
+        assert G.shape == (net.widths[layer],) * 2
+        assert _rel(G, np.einsum("ikd,ike->de", J, J)) < 1e-10
+        g = fd_jacobian(lambda H: _apply_from_biased(net, params, layer, H, preactivation=True),
+                        fwd.preactivations[layer])
+        assert _rel(Ks[layer], np.einsum("ika,ikb->ab", g, g)) < 1e-6
+        W, c = params[layer], net.multipliers[layer]
+        assert _rel(G, c * c * W.T @ Ks[layer] @ W) < 1e-12
+
+
+@pytest.mark.parametrize("spec", BIASED[:3])
+def test_ptk_gram_with_biases_rebuilds_the_dense_ntk(spec):
+    """``J J^T = sum_l (c_l^2 Theta_l * A_l A_l^T + beta_l^2 Theta_l)`` against ``net.jacobian``:
+    the weight and the bias blocks of the explicit Jacobian separately."""
+    net, params, X = _biased_net_and_data(spec, n=6)
+    J = net.jacobian(params, X)  # (n, k, P): weights first, then biases
+    fwd = net.forward(params, X)
+    offsets = np.cumsum([0] + [int(np.prod(s)) for s in net.param_shapes])
+    for l in range(net.depth):
+        theta = F.ptk_gram(net, params, X, l)
+        Jw = J[:, :, offsets[l]:offsets[l + 1]]
+        Jb = J[:, :, offsets[net.depth + l]:offsets[net.depth + l + 1]]
+        A = fwd.activations[l]
+        assert _rel(net.multipliers[l] ** 2 * theta * (A @ A.T)[None, None],
+                    np.einsum("iap,jbp->abij", Jw, Jw)) < 1e-12
+        assert _rel(net.bias_multipliers[l] ** 2 * theta,
+                    np.einsum("iap,jbp->abij", Jb, Jb)) < 1e-12
+
+
+def test_nfa_correlations_with_biases_are_about_the_weights():
+    net, params, X = _biased_net_and_data(BIASED[0], n=20)
+    params0 = net.init(7)
+    for layer in range(net.depth):
+        K = F.tangent_feature_covariance(net, params, X, layer)
+        c, W, dW = net.multipliers[layer], params[layer], params[layer] - params0[layer]
+        uc = F.matrix_correlation(W.T @ W, c * c * W.T @ K @ W, "cosine")
+        cc = F.matrix_correlation(dW.T @ dW, c * c * dW.T @ K @ dW, "pearson")
+        assert F.nfa_correlation(net, params, X, layer, kind="cosine") == pytest.approx(
+            uc, abs=1e-12)
+        assert F.nfa_correlation(net, params, X, layer, params0, centered=True) == pytest.approx(
+            cc, abs=1e-12)
+    both = F.nfa_correlations(net, params, X, params0)
+    assert both["uncentered"].shape == both["centered"].shape == (net.depth,)
+    change = F.relative_weight_change(params, params0)
+    assert change.shape == (2 * net.depth,)
+    assert change[net.depth] == pytest.approx(
+        np.linalg.norm(params[net.depth] - params0[net.depth]) / np.linalg.norm(params0[net.depth]))
+    with pytest.raises(ValueError, match="layer"):
+        F.agop(net, params, X, net.depth)  # a bias index is not a weight-matrix index
+
+
+def test_nfa_observable_with_biases():
+    ds = low_rank_task(64, seed=0)
+    net = Network([20, 16, 16, 1], b_std=0.3)
+    p0 = net.init(0)
+    tr = gradient_descent(net, p0, ds.X, ds.Y, lr=0.5, steps=3, every=3,
+                          record={"nfa": F.nfa_observable(p0)})
+    obs = tr.observables["nfa"]
+    assert obs.shape == (2, 3, net.depth)
+    r = F.nfa_correlations(net, tr.params, ds.X, p0)
+    assert np.allclose(obs[1, 0], r["uncentered"]) and np.allclose(obs[1, 1], r["centered"])
+    assert np.allclose(obs[1, 2], F.relative_weight_change(tr.params, p0)[:net.depth])
+
+
+def test_speed_limited_with_biases_limits_the_weights_only():
+    net, params, X = _biased_net_and_data(BIASED[0])
+    L = net.depth
+    grads = [np.random.default_rng(l).standard_normal(W.shape) for l, W in enumerate(params)]
+    new = F.SpeedLimited(net, 1, speed=0.05)(params, grads, lr=0.3)
+    assert len(new) == 2 * L
+    assert np.linalg.norm(new[1] - params[1]) == pytest.approx(0.05 * np.linalg.norm(params[1]),
+                                                               rel=1e-12)
+    for l in [0, 2] + list(range(L, 2 * L)):  # other weights and every bias: plain GD
+        assert np.allclose(new[l], params[l] - 0.3 * grads[l], rtol=0, atol=1e-15)
+    slow = F.SpeedLimited(net, 0, speed=0.05, others=0.1)(params, grads, 0.3)
+    for l in range(1, 2 * L):
+        assert np.linalg.norm(slow[l] - params[l]) == pytest.approx(
+            0.005 * np.linalg.norm(params[l]), rel=1e-12)
+    with pytest.raises(ValueError, match="3 weight matrices and 3 bias vectors"):
+        F.SpeedLimited(net, 0)(params[:L], grads[:L], 0.1)
+    # It trains a biased network (the loss falls; the target layer moves at the set speed).
+    ds = low_rank_task(64, d=5, seed=2)
+    Y = np.repeat(ds.Y, 3, axis=1)
+    tr = gradient_descent(net, params, ds.X, Y, lr=0.2, steps=20,
+                          update=F.SpeedLimited(net, 1, speed=0.01))
+    assert tr.losses[-1] < tr.losses[0]

@@ -11,7 +11,7 @@ from ntkdyn.numerics.linearised import (LOSSES, LinearisedMLP, accuracy, damped_
                                         damped_gauss_newton_step, filtered_step, gauss_newton_gram,
                                         iterative_linearised_training, jvp, matched_damping,
                                         minibatch_indices, spectral_filter_step)
-from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.networks import MLP, Network
 from ntkdyn.numerics.synthetic import single_index_hermite
 from ntkdyn.numerics.training import Trajectory, gradient_descent
 from ntkdyn.theory.kernel_regime import FrozenKernelRegime, spectral_filter
@@ -395,3 +395,165 @@ def test_divergent_training_raises_with_the_step(K, batch_size):
     assert 0 < step < 200 and f"step {step}" in str(info.value)
     assert f"relinearise_every = {K}" in str(info.value)
     iterative_linearised_training(net, params, X, Y, 500.0, step - 1, K, batch_size=batch_size)
+
+
+# ------------------------------------------------------------------------------ biases
+BIASED = [
+    dict(widths=[3, 2], b_std=0.5),
+    dict(widths=[4, 7, 1], b_std=0.8, W_std=1.3),
+    dict(widths=[4, 6, 5, 3], activation="tanh", b_std=0.6, parameterization="standard"),
+    dict(widths=[3, 5, 4, 6, 2], activation="softplus", parameterization="standard",
+         W_std=1.5, b_std=0.3),
+    dict(widths=[4, 6, 2], activation="tanh", output_activation="tanh", b_std=1.1),
+    dict(widths=[4, 6, 5, 2], activation="erf", output_activation="sigmoid", b_std=0.9,
+         W_std=0.8),
+]
+
+
+def _biased_setup(spec, n=6, seed=0):
+    net = Network(**spec)
+    assert net.has_bias
+    rng = np.random.default_rng(seed)
+    params = net.init(rng)
+    X = rng.standard_normal((n, net.input_dim))
+    V = [rng.standard_normal(W.shape) for W in params]
+    return net, params, X, V, rng
+
+
+@pytest.mark.parametrize("spec", BIASED)
+def test_jvp_and_vjp_with_biases_match_the_dense_jacobian(spec):
+    net, params, X, V, rng = _biased_setup(spec)
+    J = net.jacobian(params, X)  # (n, k, P), bias columns last
+    f, Jv = jvp(net, params, X, V)
+    np.testing.assert_array_equal(f, net.apply(params, X))
+    np.testing.assert_allclose(Jv, J @ net.flatten(V), rtol=1e-12, atol=1e-12)
+    # the bias tangents alone
+    Vb = [np.zeros_like(W) for W in params[:net.depth]] + V[net.depth:]
+    np.testing.assert_allclose(jvp(net, params, X, Vb)[1], J @ net.flatten(Vb), rtol=1e-12,
+                               atol=1e-12)
+    model = LinearisedMLP(net, params)
+    G = rng.standard_normal((X.shape[0], net.output_dim))
+    vjp = model.vjp(G, X)
+    assert len(vjp) == 2 * net.depth
+    np.testing.assert_allclose(net.flatten(vjp), np.einsum("nk,nkp->p", G, J), rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("spec", BIASED)
+def test_jvp_with_biases_matches_central_differences(spec):
+    net, params, X, V, _ = _biased_setup(spec)
+    eps = 1e-5
+    plus = net.apply([W + eps * v for W, v in zip(params, V)], X)
+    minus = net.apply([W - eps * v for W, v in zip(params, V)], X)
+    fd = (plus - minus) / (2 * eps)
+    got = jvp(net, params, X, V)[1]
+    if spec.get("activation", "relu") == "relu":
+        assert _rel(got, fd) < 1e-6  # no kink crossed at this eps (checked by the tolerance)
+    else:
+        np.testing.assert_allclose(got, fd, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("spec", BIASED[1:])
+def test_linearised_model_with_biases_is_the_first_order_taylor_model(spec):
+    """``f_lin(theta) = f(theta_0) + J (theta - theta_0)`` with the explicit ``J``; its loss
+    gradient matches central differences of its own loss."""
+    net, params, X, V, rng = _biased_setup(spec)
+    model = LinearisedMLP(net, params)
+    theta = [W + 0.3 * v for W, v in zip(params, V)]
+    J = net.jacobian(params, X)
+    delta = net.flatten(theta) - net.flatten(params)
+    np.testing.assert_allclose(model.apply(theta, X), net.apply(params, X) + J @ delta,
+                               rtol=1e-12, atol=1e-12)
+    Y = rng.standard_normal((X.shape[0], net.output_dim))
+    value, grads = model.loss_and_gradients(theta, X, Y)
+    assert len(grads) == 2 * net.depth
+    eps = 1e-6
+    for _ in range(4):
+        D = [rng.standard_normal(W.shape) for W in params]
+        plus = model.loss_and_gradients([W + eps * d for W, d in zip(theta, D)], X, Y)[0]
+        minus = model.loss_and_gradients([W - eps * d for W, d in zip(theta, D)], X, Y)[0]
+        directional = sum(np.vdot(g, d) for g, d in zip(grads, D))
+        assert abs((plus - minus) / (2 * eps) - directional) <= 1e-7 * max(1.0, abs(directional))
+
+
+def _biased_task(n=30, d=5, width=16, k=1, seed=1, activation="relu", parameterization="ntk"):
+    rng = np.random.default_rng(seed)
+    net = Network([d, width, k], activation=activation, b_std=0.7,
+                  parameterization=parameterization)
+    X = rng.standard_normal((n, d))
+    Y = np.tanh(X[:, :k] * 2.0) + 0.1 * rng.standard_normal((n, k))
+    return net, net.init(rng), X, Y, rng
+
+
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+def test_k1_with_biases_equals_gradient_descent(parameterization):
+    net, params, X, Y, _ = _biased_task(parameterization=parameterization)
+    lr = 0.5 if parameterization == "ntk" else 0.02
+    il = iterative_linearised_training(net, params, X, Y, lr, 100, relinearise_every=1)
+    gd = gradient_descent(net, params, X, Y, lr, 100)
+    assert len(il.params) == 2 * net.depth
+    assert _flat_rel(il.params, gd.params) <= 1e-12
+    assert _flat_rel(il.params[net.depth:], params[net.depth:]) > 1e-3  # the biases moved
+    np.testing.assert_allclose(il.losses, gd.losses, rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_k_infinity_with_biases_is_frozen_kernel_dynamics_on_the_explicit_jacobian(k):
+    """The kernel of the closed form is ``J J^T`` from ``net.jacobian`` (bias columns included),
+    independent of the layer-wise NTK."""
+    net, params, X, Y, rng = _biased_task(n=25, k=k, activation="tanh")
+    X_test = rng.standard_normal((40, X.shape[1]))
+    lr, steps = 0.7, 300
+    traj = iterative_linearised_training(net, params, X, Y, lr, steps, INF)
+    J, Jt = net.jacobian(params, X), net.jacobian(params, X_test)
+    if k == 1:
+        K, Kt = J[:, 0] @ J[:, 0].T, Jt[:, 0] @ J[:, 0].T
+    else:
+        K, Kt = np.einsum("iap,jbp->abij", J, J), np.einsum("iap,jbp->abij", Jt, J)
+    theory = FrozenKernelRegime(K, Y, net.apply(params, X), Kt, net.apply(params, X_test))
+    model = LinearisedMLP(net, traj.linearisation_point)
+    t = lr * steps
+    assert _rel(model.apply(traj.params, X), theory.train_predictions(t, lr=lr)) <= 1e-8
+    assert _rel(model.apply(traj.params, X_test), theory.test_predictions(t, lr=lr)) <= 1e-8
+    np.testing.assert_allclose(model.ntk(X, heads="full" if k > 1 else "sum"), K, rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_gauss_newton_with_biases_matches_dense_levenberg_marquardt():
+    net, params, X, Y, _ = _biased_task(n=12, width=8, k=2, activation="tanh")
+    n = X.shape[0]
+    J = net.jacobian(params, X).transpose(1, 0, 2).reshape(2 * n, -1)  # head-major rows
+    r = (net.apply(params, X) - Y).T.ravel()
+    np.testing.assert_allclose(gauss_newton_gram(net, params, X), J @ J.T / n, rtol=1e-12,
+                               atol=1e-14)
+    for damping in (1e-3, 0.1, 10.0):
+        dense = -np.linalg.solve(J.T @ J / n + damping * np.eye(J.shape[1]), J.T @ r / n)
+        step = damped_gauss_newton_step(net, params, X, Y, damping)
+        assert len(step) == 2 * net.depth
+        assert _flat_rel([net.flatten(step)], [dense]) <= 1e-9
+    lr, K = 0.5, 40
+    traj = iterative_linearised_training(net, params, X, Y, lr, K, INF)
+    moved = [W - W0 for W, W0 in zip(traj.params, params)]
+    assert _flat_rel(moved, spectral_filter_step(net, params, X, Y, lr, K)) <= 1e-12
+
+
+def test_bias_free_network_description_is_bitwise_the_mlp():
+    mlp = MLP([4, 6, 5, 3], activation="tanh")
+    net = Network([4, 6, 5, 3], activation="tanh")
+    rng = np.random.default_rng(5)
+    params = mlp.init(rng)
+    X = rng.standard_normal((7, 4))
+    Y = rng.standard_normal((7, 3))
+    V = [rng.standard_normal(W.shape) for W in params]
+    assert np.array_equal(jvp(net, params, X, V)[1], jvp(mlp, params, X, V)[1])
+    a = iterative_linearised_training(net, params, X, Y, 0.3, 20, 4)
+    b = iterative_linearised_training(mlp, params, X, Y, 0.3, 20, 4)
+    assert all(np.array_equal(u, v) for u, v in zip(a.params, b.params))
+
+
+def test_bias_tangent_of_the_wrong_structure_is_refused():
+    net, params, X, V, _ = _biased_setup(BIASED[2])
+    with pytest.raises(ValueError, match="tangent must hold 3 weight matrices and 3 bias"):
+        jvp(net, params, X, V[:net.depth])
+    with pytest.raises(ValueError, match=r"tangent\[3\] must have shape \(6,\)"):
+        jvp(net, params, X, V[:3] + [np.ones(5)] + V[4:])

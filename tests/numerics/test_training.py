@@ -6,7 +6,8 @@ from scipy.linalg import expm
 
 from ntkdyn.base.errors import DivergenceError
 from ntkdyn.numerics.kernels import empirical_ntk
-from ntkdyn.numerics.networks import MLP
+from ntkdyn.numerics.networks import MLP, Network
+from ntkdyn.numerics.optimizers import adam
 from ntkdyn.numerics.training import elapsed_times, epoch_batches, gradient_descent, record_schedule
 
 
@@ -274,3 +275,32 @@ def test_divergence_error_survives_pickling():
 
     err = pickle.loads(pickle.dumps(DivergenceError(7, float("inf"), "gradient descent diverged")))
     assert isinstance(err, DivergenceError) and err.step == 7 and "at step 7" in str(err)
+
+
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+def test_gradient_descent_trains_the_biases(parameterization):
+    """Every array of the parameter list (weights, then biases) takes its gradient step; the
+    biases' gradient matches central differences of the loss; Adam keeps one state per array."""
+    net = Network([5, 9, 7, 2], "tanh", W_std=1.2, b_std=0.6, parameterization=parameterization)
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((12, 5)), rng.standard_normal((12, 2))
+    params = net.init(4)
+    lr = 0.3 if parameterization == "ntk" else 0.05
+    traj = gradient_descent(net, params, X, Y, lr=lr, steps=3)
+    manual = params
+    for _ in range(3):
+        manual = [W - lr * g for W, g in zip(manual, net.gradients(manual, X, Y))]
+    assert len(traj.params) == 2 * net.depth
+    assert all(np.array_equal(a, b) for a, b in zip(traj.params, manual))
+    grads, eps = net.gradients(params, X, Y), 1e-6
+    for l in range(net.depth, 2 * net.depth):
+        for j in range(params[l].size):
+            plus = [W.copy() for W in params]
+            minus = [W.copy() for W in params]
+            plus[l].flat[j] += eps
+            minus[l].flat[j] -= eps
+            fd = (net.loss(plus, X, Y) - net.loss(minus, X, Y)) / (2 * eps)
+            assert abs(fd - grads[l].flat[j]) <= 1e-8 * max(1.0, abs(fd))
+    ad = gradient_descent(net, params, X, Y, lr=adam(0.01), steps=20)
+    assert ad.losses[-1] < ad.losses[0]
+    assert all(np.any(a != b) for a, b in zip(ad.params, params))

@@ -281,13 +281,13 @@ def test_bad_input(task):
     with pytest.raises(ValueError, match="W2"):
         tla.two_layer_ntk_terms(W1, W2[:, :5], task.X)
     with pytest.raises(ValueError, match="activation"):
-        tla.two_layer_ntk_terms(W1, W2, task.X, activation="gelu")
+        tla.two_layer_ntk_terms(W1, W2, task.X, activation="swish-7")
     with pytest.raises(ValueError, match="activation"):
-        tla.flow_velocity(W1, W2, task.X, task.Y, activation="gelu")
+        tla.flow_velocity(W1, W2, task.X, task.Y, activation="swish-7")
     with pytest.raises(ValueError, match="activation"):
-        tla.kernel_velocity(W1, W2, task.X, W1, W2, activation="gelu")
+        tla.kernel_velocity(W1, W2, task.X, W1, W2, activation="swish-7")
     with pytest.raises(ValueError, match="activation"):
-        tla.target_weighted_means(W1, task.X, task.Y, activation="gelu")
+        tla.target_weighted_means(W1, task.X, task.Y, activation="swish-7")
     with pytest.raises(ValueError, match="residual"):
         tla.flow_velocity(W1, W2, task.X, task.Y[:, :2])
     with pytest.raises(ValueError, match="gamma"):

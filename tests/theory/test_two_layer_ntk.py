@@ -105,7 +105,7 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="block_size"):
         hidden_unit_sums(W1, W2, X, c1=1.0, block_size=0)
     with pytest.raises(ValueError, match="activation"):
-        hidden_unit_sums(W1, W2, X, c1=1.0, activation="gelu")
+        hidden_unit_sums(W1, W2, X, c1=1.0, activation="swish-7")
     with pytest.raises(TypeError, match="c1"):
         hidden_unit_sums(W1, W2, X)
     with pytest.raises(ValueError, match="parameterization"):
