@@ -250,6 +250,9 @@ def cmd_data_list(args) -> int:
 
 def cmd_data_fetch(args) -> int:
     from ..numerics import fetch
+    if not (args.timeout > 0 and args.timeout != float("inf")):  # NaN fails both tests
+        raise ValueError(f"--timeout must be a positive finite number of seconds, "
+                         f"got {args.timeout}")
     paths = fetch.fetch(args.name, data_dir=args.data_dir, timeout=args.timeout,
                         progress=_show_progress(args.quiet))
     folder = fetch.data_home(args.data_dir, create=False) / fetch.REMOTE[args.name].subdir

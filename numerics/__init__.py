@@ -20,7 +20,7 @@ from .kernels import (alignment, eigenvector_target_overlap, empirical_ntk, rela
 from .laziness import linearity_network, measure_laziness
 from .linearised import iterative_linearised_training
 from .memory import MemoryBudgetError, estimate_bytes, require_memory
-from .networks import MLP
+from .networks import MLP, Network
 from .optimizers import Optimizer, adam, apply_updates, sgd
 from .rfm import RecursiveFeatureMachine, laplace_kernel
 from .tasks import Problem, single_index_problem
@@ -34,6 +34,7 @@ __all__ = [
     "DivergenceError",
     "MLP",
     "MemoryBudgetError",
+    "Network",
     "Optimizer",
     "Problem",
     "RecursiveFeatureMachine",

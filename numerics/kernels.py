@@ -29,6 +29,7 @@ from ..base.alignment import (alignment, eigenvector_target_overlap, relative_ch
                               specialization, specialization_index)
 from ..base.validation import one_of, positive_int
 from ..theory.two_layer_ntk import hidden_unit_sums
+from .memory import empirical_ntk_bytes, require_memory_if_large
 from .networks import MLP
 
 HEADS = ("sum", "each", "full")
@@ -104,6 +105,9 @@ def empirical_ntk(net: MLP, params: Sequence[np.ndarray], X: npt.ArrayLike,
     X2 = X if symmetric else net.check_inputs(X2, "X2")
     if block_size is not None:
         block_size = positive_int(block_size, "block_size")
+    require_memory_if_large(
+        empirical_ntk_bytes(net.widths, X.shape[0], X2.shape[0], heads, per_layer=per_layer),
+        "the empirical NTK", hint="use fewer inputs (X, X2), fewer heads or a smaller width")
     if net.depth == 2 and heads != "full":
         return _two_layer_ntk(net, params, X, X2, symmetric, heads, per_layer, block_size)
     return _layerwise_ntk(net, params, X, X2, symmetric, heads, per_layer)

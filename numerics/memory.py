@@ -18,6 +18,7 @@ The memory a process may still allocate is the least of three limits (:func:`mem
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import resource
 from pathlib import Path
@@ -84,7 +85,18 @@ class MemoryBudgetError(MemoryError, ValueError):
 
 
 def format_bytes(n: float) -> str:
-    """``n`` bytes as ``"12.0 MiB"`` (binary units up to EiB; beyond, a power of ten)."""
+    """``n`` bytes as ``"12.0 MiB"`` (binary units up to EiB; beyond, a power of ten).
+
+    Parameters
+    ----------
+    n : float
+        A number of bytes (any Python integer, or a float; non-finite allowed).
+
+    Returns
+    -------
+    str
+        The size with its unit.
+    """
     try:
         n = float(n)
     except OverflowError:  # an integer beyond any float
@@ -241,15 +253,54 @@ def memory_limits() -> dict:
 
 
 def available_bytes() -> int:
-    """Bytes this process may still allocate: the least of :func:`memory_limits` (``2^62``
-    when none is known)."""
+    """Bytes this process may still allocate: the least of :func:`memory_limits`.
+
+    Returns
+    -------
+    int
+        Bytes (``2^62`` when no limit is known).
+    """
     limits = memory_limits()
     return min(limits.values()) if limits else _UNLIMITED
 
 
 def available_memory() -> int:
-    """Alias of :func:`available_bytes` (the name of earlier versions)."""
+    """Alias of :func:`available_bytes` (the name of earlier versions).
+
+    Returns
+    -------
+    int
+        Bytes this process may still allocate.
+    """
     return available_bytes()
+
+
+def require_memory_if_large(nbytes: float, what: str, hint: str | None = None,
+                            threshold: int = 256 * 2**20) -> int:
+    """:func:`require_memory` for estimates above ``threshold`` bytes (cheap for small sizes).
+
+    Reading the limits costs a few file reads, so hot paths (a kernel recorded at every step)
+    only pay it when the allocation could matter.
+
+    Parameters
+    ----------
+    nbytes : float
+        Estimated bytes.
+    what : str
+        Names the computation in the error message.
+    hint : str, optional
+        What to reduce.
+    threshold : int
+        Below this many bytes nothing is checked.
+
+    Returns
+    -------
+    int
+        ``nbytes`` as an integer.
+    """
+    if nbytes < threshold:
+        return int(nbytes)
+    return require_memory(nbytes, what, hint=hint)
 
 
 def require_memory(nbytes: float, what: str, available: int | None = None,
@@ -275,6 +326,10 @@ def require_memory(nbytes: float, what: str, available: int | None = None,
     int
         ``nbytes`` as an integer.
     """
+    if isinstance(nbytes, bool) or not isinstance(nbytes, numbers.Real):
+        raise TypeError(f"nbytes must be a real number of bytes, got {nbytes!r}")
+    if isinstance(nbytes, float) and math.isnan(nbytes):
+        raise ValueError("nbytes must be a number of bytes, got nan")
     source = None
     if available is None:
         limits = memory_limits()
@@ -316,8 +371,15 @@ def estimate_bytes(widths, method: str = "closed_form", n: int = 1, ncv: int = 2
         Number of inputs of the cached passes.
     ncv : int
         Number of Lanczos vectors.
+
+    Returns
+    -------
+    int
+        Bytes, a Python integer (no overflow for absurd widths).
     """
     one_of(method, "method", ("closed_form", "lanczos", "dense"))
+    n = positive_int(n, "n")
+    ncv = positive_int(ncv, "ncv")
     widths = _sizes(widths)
     # Python integers: no overflow for absurd widths.
     P = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
@@ -364,7 +426,22 @@ def network_bytes(widths, n: int = 0, param_copies: int = 6, unit_copies: int = 
 
 def gram_bytes(n: int, n2: int | None = None, count: int = 1,
                itemsize: int = FLOAT64_BYTES) -> int:
-    """Bytes of ``count`` Gram matrices of shape ``(n, n2)`` (``n2 = n`` by default)."""
+    """Bytes of ``count`` Gram matrices of shape ``(n, n2)`` (``n2 = n`` by default).
+
+    Parameters
+    ----------
+    n, n2 : int
+        Rows and columns (``n2 = n`` when ``None``).
+    count : int
+        Number of matrices.
+    itemsize : int
+        Bytes per number.
+
+    Returns
+    -------
+    int
+        ``itemsize * count * n * n2``.
+    """
     n = positive_int(n, "n", minimum=0)
     n2 = n if n2 is None else positive_int(n2, "n2", minimum=0)
     return int(itemsize) * positive_int(count, "count", minimum=0) * n * n2

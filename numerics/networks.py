@@ -34,6 +34,7 @@ from ..base.activations import Activation, get_activation
 from ..base.losses import mse, mse_and_output_gradient
 from ..base.validation import (as_array, as_generator, check_float_dtype, one_of, positive_float,
                                positive_int)
+from .memory import network_bytes, require_memory_if_large
 
 PARAMETERIZATIONS = ("ntk", "standard")
 
@@ -203,6 +204,9 @@ class MLP:
         """
         dtype = check_float_dtype(dtype, "dtype")
         rng = as_generator(seed)
+        # the parameters and one Gaussian draw of the largest array
+        require_memory_if_large(2 * self.num_params * dtype.itemsize, "the parameters",
+                                hint="use a smaller width")
         params = [(s * rng.standard_normal(shape)).astype(dtype, copy=False)
                   for s, shape in zip(self.init_stds, self.shapes)]
         params += [(t * rng.standard_normal(shape)).astype(dtype, copy=False)
@@ -377,6 +381,10 @@ class MLP:
         """
         params = self.check_params(params)
         X = self.check_inputs(X)
+        require_memory_if_large(
+            network_bytes(self.widths, X.shape[0], param_copies=0, unit_copies=2,
+                          itemsize=X.dtype.itemsize),
+            "the forward pass", hint="use fewer inputs or a smaller width")
         activations, preactivations = [X], []
         biases = self.biases(params)
         a = X

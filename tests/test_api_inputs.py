@@ -333,11 +333,7 @@ def _gaps(target: str, *cases: str) -> set[str]:
 
 # measured with this file on the tree of 2026-12-01 (103 of 949 cases; 94 fixed since). Left:
 # numerics/memory.py, owned by another change (its checks are not part of this one).
-GAPS: set[str] = {
-    *_gaps("ntkdyn.numerics:estimate_bytes",
-           "n-nan", "n-fraction", "n-str", "ncv-nan", "ncv-fraction", "ncv-str"),
-    *_gaps("ntkdyn.numerics:require_memory", "nbytes-nan", "nbytes-complex", "nbytes-str"),
-}
+GAPS: set[str] = set()
 
 
 def _param(case, name, kind):

@@ -23,9 +23,6 @@ import textwrap
 import pytest
 
 PENDING = {
-    "ntkdyn.theory.dual_kernels",
-    "ntkdyn.theory.infinite_width",
-    "ntkdyn.numerics.memory",
 }
 
 LAYERS = ("ntkdyn.base", "ntkdyn.theory", "ntkdyn.numerics")

@@ -110,7 +110,8 @@ def test_wheel_installs_only_the_ntkdyn_top_level(tmp_path):
 
 def test_readme_example_runs():
     text = (ROOT / "README.md").read_text()
-    start = text.index("```python\n") + len("```python\n")
-    code = text[start:text.index("```", start)]
+    blocks = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+    # the library example (the experiment-API block runs a whole experiment: tests/figures/test_api)
+    code = next(block for block in blocks if "empirical_ntk(" in block)
     assert "from ntkdyn" in code
     exec(compile(code, "README.md", "exec"), {"print": lambda *a, **k: None})

@@ -6,8 +6,11 @@ stays cheap (no sympy).
 """
 __all__ = [
     "arccos",
+    "cntk",
     "deep_linear_kernels",
     "deep_linear_modes",
+    "dual_kernels",
+    "infinite_width",
     "kernel_evolution",
     "kernel_regime",
     "linearity",

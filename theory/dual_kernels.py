@@ -180,7 +180,20 @@ def _relu(cov, var1, var2, derivative=True):
 def abrelu_moments(cov, var1, var2, slopes, derivative=True):
     """Closed-form ``E[phi phi]``, ``E[phi' phi']`` of ``phi = alpha min(x,0) + beta max(x,0)``.
 
-    See the module docstring for the formula. ``slopes = (alpha, beta)``.
+    See the module docstring for the formula.
+
+    Parameters
+    ----------
+    cov, var1, var2 : array_like
+        ``Cov(u, v)``, ``Var u``, ``Var v`` (broadcast together; not validated here).
+    slopes : (float, float)
+        ``(alpha, beta)``.
+    derivative : bool
+        Also return ``E[phi' phi']`` (else ``None``).
+
+    Returns
+    -------
+    (E_phi, E_dphi) : arrays of the broadcast shape
     """
     alpha, beta = (float(s) for s in slopes)
     rho, norms = _correlation(cov, var1, var2)
@@ -227,6 +240,14 @@ def closed_form(activation):
 
     Registry activations listed in :data:`CLOSED_FORMS` (the registry's own object, not a custom
     activation of the same name) and every ABReLU (``activation.slopes`` set) have one.
+
+    Parameters
+    ----------
+    activation : str or Activation
+
+    Returns
+    -------
+    callable or None
     """
     act = _as_activation(activation)
     name = getattr(act, "name", None)
@@ -365,7 +386,22 @@ def second_moments(activation, var, derivative=True, method="auto", order=DEFAUL
     """``E[phi(u)^2]`` (and ``E[phi'(u)^2]``), ``u ~ N(0, var)``: the duals at ``rho = 1``.
 
     Closed form where there is one (``method="auto"`` or ``"closed"``), else a one-dimensional
-    composite Gauss-Legendre rule (``method="quadrature"``). Shapes follow ``var``.
+    composite Gauss-Legendre rule (``method="quadrature"``).
+
+    Parameters
+    ----------
+    activation : str or Activation
+    var : array_like
+        Variances ``>= 0``, any shape.
+    derivative : bool
+        Also return ``E[phi'(u)^2]`` (else ``None``).
+    method : {"auto", "closed", "quadrature"}
+    order : int
+        Quadrature order, in :data:`ORDER_RANGE`.
+
+    Returns
+    -------
+    (E_phi, E_dphi) : arrays of the shape of ``var``
     """
     act = _as_activation(activation)
     method = one_of(method, "method", ("auto", "closed", "quadrature"))
@@ -446,6 +482,9 @@ class DualTable:
         Quadrature order for the samples.
     tol : float
         Target accuracy relative to ``max_rho |E|``.
+    max_points, max_intervals : int
+        Caps on the Chebyshev samples and the piecewise intervals (a ``RuntimeWarning`` when
+        ``tol`` is not reached within them).
     """
 
     def __init__(self, activation, var1, var2, derivative=True, order=DEFAULT_ORDER,
@@ -517,7 +556,16 @@ class DualTable:
         self._tables = [np.ascontiguousarray(tab.T[::-1]) for tab in tables]
 
     def scaled(self, factor):
-        """A copy whose evaluations are multiplied by ``factor`` (the coefficients scaled)."""
+        """A copy whose evaluations are multiplied by ``factor`` (the coefficients scaled).
+
+        Parameters
+        ----------
+        factor : float
+
+        Returns
+        -------
+        DualTable
+        """
         factor = float(factor)
         if factor == 1.0:
             return self
@@ -530,7 +578,18 @@ class DualTable:
                 f"intervals={self.intervals}, error={self.error:.1e})")
 
     def evaluate(self, rho):
-        """``(E_phi, E_dphi)`` at correlations ``rho`` (clipped to ``[-1, 1]``); same shape."""
+        """``(E_phi, E_dphi)`` at correlations ``rho`` (clipped to ``[-1, 1]``).
+
+        Parameters
+        ----------
+        rho : array_like
+            Correlations, any shape.
+
+        Returns
+        -------
+        (E_phi, E_dphi) : arrays of the shape of ``rho`` (``E_dphi`` is ``None`` for a table
+        built without ``derivative``)
+        """
         rho = np.asarray(rho, dtype=float)
         t = np.clip(rho, -1.0, 1.0)
         t += 1.0
@@ -651,7 +710,17 @@ class DualEvaluator:
         return pair
 
     def diagonal(self, var):
-        """``E[phi(u)^2]``, ``E[phi'(u)^2]`` for ``u ~ N(0, var)`` (exact, no table, no scale)."""
+        """``E[phi(u)^2]``, ``E[phi'(u)^2]`` for ``u ~ N(0, var)`` (exact, no table, no scale).
+
+        Parameters
+        ----------
+        var : array_like
+            Variances.
+
+        Returns
+        -------
+        (E_phi, E_dphi) : arrays (see :func:`second_moments`)
+        """
         method = "closed" if self.closed is not None else "quadrature"
         return second_moments(self.activation, var, self.derivative, method, self.order)
 

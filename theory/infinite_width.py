@@ -69,7 +69,18 @@ _THREADED_ENTRIES = 2 ** 20  # kernels at least this large use several threads b
 
 
 def layer_names(net) -> list[str]:
-    """``["W_1", "b_1", ..., "W_L", "b_L"]`` (bias keys only when ``net.has_bias``)."""
+    """The keys of ``infinite_ntk(..., per_layer=True)``, layer by layer.
+
+    Parameters
+    ----------
+    net : network description
+        As in :func:`infinite_ntk`.
+
+    Returns
+    -------
+    list of str
+        ``["W_1", "b_1", ..., "W_L", "b_L"]`` (bias keys only when ``net.has_bias``).
+    """
     net = _check_net(net)[0]
     names = []
     for layer in range(1, net.depth + 1):
