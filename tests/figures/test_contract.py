@@ -144,9 +144,9 @@ def test_cache_key_follows_the_code(tmp_path):
     edit is computed (not served from the cache)."""
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for folder in ("ntkdyn", "base", "theory", "numerics", "figures"):
+    for folder in ("ntkdyn", "base", "theory", "numerics", "figures", "benchmarks"):
         shutil.copytree(ROOT / folder, src / folder, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     site = tmp_path / "site"
     res = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
