@@ -63,7 +63,201 @@ class Forward:
     output: np.ndarray
 
 
-class MLP:
+class ParameterListModel:
+    """What a network derives from its shapes and its forward and backward passes.
+
+    A subclass defines ``param_shapes``, ``num_params``, ``output_dim``, ``check_params``,
+    ``check_inputs``, ``forward`` (returning an object with ``output``) and ``backward``; this
+    class adds the target check, (un)flattening, the outputs, the MSE loss and its gradients and
+    the per-example Jacobian, for :class:`MLP` and :class:`ntkdyn.numerics.serial.SerialNetwork`.
+    """
+
+    def check_targets(self, Y, n: int, name: str = "Y") -> np.ndarray:
+        """Validate targets: a finite real array of shape ``(n, k)`` (or ``(n,)`` when ``k = 1``).
+
+        Parameters
+        ----------
+        Y : array_like, shape (n, k) or (n,)
+            Targets, ``k`` = :attr:`output_dim`; a 1-D array is read as one column.
+        n : int
+            The number of examples (rows of the inputs).
+        name : str, default "Y"
+            The argument's name, used in the messages.
+
+        Returns
+        -------
+        ndarray, shape (n, k)
+            In float64 (float32 is kept).
+
+        Raises
+        ------
+        TypeError
+            Not a real numeric array.
+        ValueError
+            Not of shape ``(n, k)`` after the reshape, or NaN or inf entries.
+        """
+        Y = as_array(Y, name, ndim=(1, 2), keep_float32=True)
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if Y.shape != (n, self.output_dim):
+            raise ValueError(f"{name} must have shape ({n}, {self.output_dim}), got {Y.shape}")
+        return Y
+
+    def flatten(self, params) -> np.ndarray:
+        """Concatenate the parameter list into one vector ``theta`` (row-major).
+
+        Parameters
+        ----------
+        params : list of array_like
+            A parameter list (not checked).
+
+        Returns
+        -------
+        ndarray, shape (P,)
+            ``theta``, ``P`` = :attr:`num_params` for a list of this network's shapes.
+        """
+        return np.concatenate([np.ravel(W) for W in params])
+
+    def unflatten(self, theta) -> list[np.ndarray]:
+        """Inverse of :meth:`flatten`.
+
+        Parameters
+        ----------
+        theta : array_like, shape (P,)
+            A flat parameter vector, ``P`` = :attr:`num_params`.
+
+        Returns
+        -------
+        list of ndarray
+            Arrays of shapes :attr:`param_shapes` (views of ``theta`` when it is an ndarray).
+
+        Raises
+        ------
+        ValueError
+            ``theta`` does not have shape ``(P,)``.
+        """
+        theta = np.asarray(theta)
+        if theta.shape != (self.num_params,):
+            raise ValueError(f"theta must have shape ({self.num_params},), got {theta.shape}")
+        out, start = [], 0
+        for shape in self.param_shapes:
+            size = int(np.prod(shape))
+            out.append(theta[start:start + size].reshape(shape))
+            start += size
+        return out
+
+    def apply(self, params, X) -> np.ndarray:
+        """Network outputs ``f(X)``, shape ``(n, k)``.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes`.
+        X : array_like, shape (n, d), or (n,) + input_shape for serial networks
+            Inputs.
+
+        Returns
+        -------
+        ndarray, shape (n, k)
+        """
+        return self.forward(params, X).output
+
+    def loss(self, params, X, Y) -> float:
+        """MSE loss ``1/(2n) sum_i ||f(x_i) - y_i||^2``.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes`.
+        X : array_like, shape (n, d), or (n,) + input_shape for serial networks
+            Inputs.
+        Y : array_like, shape (n, k) or (n,)
+            Targets (checked by :meth:`check_targets`).
+
+        Returns
+        -------
+        float
+        """
+        X = self.check_inputs(X)
+        Y = self.check_targets(Y, X.shape[0])
+        return mse(self.apply(params, X) - Y)
+
+    def loss_and_gradients(self, params, X, Y) -> tuple[float, list[np.ndarray]]:
+        """MSE loss and its gradient with respect to every parameter array.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes`.
+        X : array_like, shape (n, d), or (n,) + input_shape for serial networks
+            Inputs.
+        Y : array_like, shape (n, k) or (n,)
+            Targets.
+
+        Returns
+        -------
+        loss : float
+            ``1/(2n) sum_i ||f(x_i) - y_i||^2``.
+        gradients : list of ndarray
+            ``dL/dW_l`` (then ``dL/db_l``), of shapes :attr:`param_shapes`.
+        """
+        X = self.check_inputs(X)
+        Y = self.check_targets(Y, X.shape[0])
+        fwd = self.forward(params, X)
+        loss, output_grad = mse_and_output_gradient(fwd.output, Y)
+        return loss, self.backward(params, fwd, output_grad)
+
+    def gradients(self, params, X, Y) -> list[np.ndarray]:
+        """Gradient of the MSE loss, one array per parameter array.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes`.
+        X : array_like, shape (n, d), or (n,) + input_shape for serial networks
+            Inputs.
+        Y : array_like, shape (n, k) or (n,)
+            Targets.
+
+        Returns
+        -------
+        list of ndarray
+            ``dL/dW_l`` (then ``dL/db_l``), of shapes :attr:`param_shapes`.
+        """
+        return self.loss_and_gradients(params, X, Y)[1]
+
+    def jacobian(self, params, X) -> np.ndarray:
+        """Per-example Jacobian ``d f_i(x) / d theta``, shape ``(n, k, P)``.
+
+        A slow reference (one backward pass per example and head) for tests of the
+        factorised kernels; never used by the library's fast paths.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Parameters of shapes :attr:`param_shapes`.
+        X : array_like, shape (n, d), or (n,) + input_shape for serial networks
+            Inputs.
+
+        Returns
+        -------
+        ndarray, shape (n, k, P)
+            ``J[a, i] = d f_i(x_a) / d theta``, ``theta`` flattened as by :meth:`flatten`.
+        """
+        params = self.check_params(params)
+        X = self.check_inputs(X)
+        n, k = X.shape[0], self.output_dim
+        J = np.empty((n, k, self.num_params), dtype=np.result_type(X, *params))
+        for a in range(n):
+            fwd = self.forward(params, X[a:a + 1])
+            for i in range(k):
+                e = np.zeros((1, k))
+                e[0, i] = 1.0
+                J[a, i] = self.flatten(self.backward(params, fwd, e))
+        return J
+
+
+class MLP(ParameterListModel):
     """A multi-layer perceptron ``widths = [d, n_1, ..., n_{L-1}, k]`` with ``L`` weight matrices.
 
     Parameters
@@ -288,80 +482,6 @@ class MLP:
             raise ValueError(f"{name} must hold at least one example")
         return X
 
-    def check_targets(self, Y, n: int, name: str = "Y") -> np.ndarray:
-        """Validate targets: a finite real array of shape ``(n, k)`` (or ``(n,)`` when ``k = 1``).
-
-        Parameters
-        ----------
-        Y : array_like, shape (n, k) or (n,)
-            Targets, ``k`` = :attr:`output_dim`; a 1-D array is read as one column.
-        n : int
-            The number of examples (rows of the inputs).
-        name : str, default "Y"
-            The argument's name, used in the messages.
-
-        Returns
-        -------
-        ndarray, shape (n, k)
-            In float64 (float32 is kept).
-
-        Raises
-        ------
-        TypeError
-            Not a real numeric array.
-        ValueError
-            Not of shape ``(n, k)`` after the reshape, or NaN or inf entries.
-        """
-        Y = as_array(Y, name, ndim=(1, 2), keep_float32=True)
-        if Y.ndim == 1:
-            Y = Y[:, None]
-        if Y.shape != (n, self.output_dim):
-            raise ValueError(f"{name} must have shape ({n}, {self.output_dim}), got {Y.shape}")
-        return Y
-
-    def flatten(self, params) -> np.ndarray:
-        """Concatenate the parameter list into one vector ``theta`` (row-major).
-
-        Parameters
-        ----------
-        params : list of array_like
-            A parameter list (not checked).
-
-        Returns
-        -------
-        ndarray, shape (P,)
-            ``theta``, ``P`` = :attr:`num_params` for a list of this network's shapes.
-        """
-        return np.concatenate([np.ravel(W) for W in params])
-
-    def unflatten(self, theta) -> list[np.ndarray]:
-        """Inverse of :meth:`flatten`.
-
-        Parameters
-        ----------
-        theta : array_like, shape (P,)
-            A flat parameter vector, ``P`` = :attr:`num_params`.
-
-        Returns
-        -------
-        list of ndarray
-            Arrays of shapes :attr:`param_shapes` (views of ``theta`` when it is an ndarray).
-
-        Raises
-        ------
-        ValueError
-            ``theta`` does not have shape ``(P,)``.
-        """
-        theta = np.asarray(theta)
-        if theta.shape != (self.num_params,):
-            raise ValueError(f"theta must have shape ({self.num_params},), got {theta.shape}")
-        out, start = [], 0
-        for shape in self.param_shapes:
-            size = int(np.prod(shape))
-            out.append(theta[start:start + size].reshape(shape))
-            start += size
-        return out
-
     # ------------------------------------------------------------- forward
     def forward(self, params, X) -> Forward:
         """Forward pass keeping every layer's input and pre-activation.
@@ -402,42 +522,6 @@ class MLP:
         output = h_out if self.output_activation is None else self.output_activation.phi(h_out)
         return Forward(activations, preactivations, output)
 
-    def apply(self, params, X) -> np.ndarray:
-        """Network outputs ``f(X)``, shape ``(n, k)``.
-
-        Parameters
-        ----------
-        params : list of ndarray
-            Parameters of shapes :attr:`param_shapes`.
-        X : array_like, shape (n, d)
-            Inputs.
-
-        Returns
-        -------
-        ndarray, shape (n, k)
-        """
-        return self.forward(params, X).output
-
-    def loss(self, params, X, Y) -> float:
-        """MSE loss ``1/(2n) sum_i ||f(x_i) - y_i||^2``.
-
-        Parameters
-        ----------
-        params : list of ndarray
-            Parameters of shapes :attr:`param_shapes`.
-        X : array_like, shape (n, d)
-            Inputs.
-        Y : array_like, shape (n, k) or (n,)
-            Targets (checked by :meth:`check_targets`).
-
-        Returns
-        -------
-        float
-        """
-        X = self.check_inputs(X)
-        Y = self.check_targets(Y, X.shape[0])
-        return mse(self.apply(params, X) - Y)
-
     # ------------------------------------------------------------ backward
     def backward(self, params, forward: Forward, output_grad) -> list[np.ndarray]:
         """Vector-Jacobian product: ``sum_i output_grad_i . d f(x_i) / d theta`` per parameter.
@@ -473,79 +557,6 @@ class MLP:
             if l > 0:
                 g = (c * (g @ params[l])) * self.activation.dphi(forward.preactivations[l - 1])
         return grads
-
-    def loss_and_gradients(self, params, X, Y) -> tuple[float, list[np.ndarray]]:
-        """MSE loss and its gradient with respect to every parameter array.
-
-        Parameters
-        ----------
-        params : list of ndarray
-            Parameters of shapes :attr:`param_shapes`.
-        X : array_like, shape (n, d)
-            Inputs.
-        Y : array_like, shape (n, k) or (n,)
-            Targets.
-
-        Returns
-        -------
-        loss : float
-            ``1/(2n) sum_i ||f(x_i) - y_i||^2``.
-        gradients : list of ndarray
-            ``dL/dW_l`` (then ``dL/db_l``), of shapes :attr:`param_shapes`.
-        """
-        X = self.check_inputs(X)
-        Y = self.check_targets(Y, X.shape[0])
-        fwd = self.forward(params, X)
-        loss, output_grad = mse_and_output_gradient(fwd.output, Y)
-        return loss, self.backward(params, fwd, output_grad)
-
-    def gradients(self, params, X, Y) -> list[np.ndarray]:
-        """Gradient of the MSE loss, one array per parameter array.
-
-        Parameters
-        ----------
-        params : list of ndarray
-            Parameters of shapes :attr:`param_shapes`.
-        X : array_like, shape (n, d)
-            Inputs.
-        Y : array_like, shape (n, k) or (n,)
-            Targets.
-
-        Returns
-        -------
-        list of ndarray
-            ``dL/dW_l`` (then ``dL/db_l``), of shapes :attr:`param_shapes`.
-        """
-        return self.loss_and_gradients(params, X, Y)[1]
-
-    def jacobian(self, params, X) -> np.ndarray:
-        """Per-example Jacobian ``d f_i(x) / d theta``, shape ``(n, k, P)``.
-
-        A slow reference (one backward pass per example and head) for tests of the
-        factorised kernels; never used by the library's fast paths.
-
-        Parameters
-        ----------
-        params : list of ndarray
-            Parameters of shapes :attr:`param_shapes`.
-        X : array_like, shape (n, d)
-            Inputs.
-
-        Returns
-        -------
-        ndarray, shape (n, k, P)
-            ``J[a, i] = d f_i(x_a) / d theta``, ``theta`` flattened as by :meth:`flatten`.
-        """
-        X = self.check_inputs(X)
-        n, k = X.shape[0], self.output_dim
-        J = np.empty((n, k, self.num_params), dtype=np.result_type(X, *params))
-        for a in range(n):
-            fwd = self.forward(params, X[a:a + 1])
-            for i in range(k):
-                e = np.zeros((1, k))
-                e[0, i] = 1.0
-                J[a, i] = self.flatten(self.backward(params, fwd, e))
-        return J
 
 
 class Network(MLP):

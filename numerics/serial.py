@@ -50,8 +50,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..base import layers as L
-from ..base.losses import mse, mse_and_output_gradient
 from ..base.validation import as_array, as_generator, check_float_dtype, one_of
+from .networks import ParameterListModel
 
 __all__ = ["Node", "SerialForward", "SerialNetwork", "patches"]
 
@@ -258,7 +258,7 @@ def _pool_backward(node, g):
 
 
 # --------------------------------------------------------------------------- the network
-class SerialNetwork:
+class SerialNetwork(ParameterListModel):
     """A serial network of :mod:`ntkdyn.base.layers` layers (module docstring).
 
     Frozen, hashable and printable; ``Network.serial(*layers, input_shape=...)`` builds one.
@@ -531,62 +531,6 @@ class SerialNetwork:
             raise ValueError(f"{name} must hold at least one example")
         return X
 
-    def check_targets(self, Y, n: int, name: str = "Y") -> np.ndarray:
-        """Validate targets of shape ``(n, k)`` (a vector is one column).
-
-        Parameters
-        ----------
-        Y : array_like
-        n : int
-            Number of examples.
-        name : str
-            Name of the argument in error messages.
-
-        Returns
-        -------
-        ndarray, shape (n, k)
-        """
-        Y = as_array(Y, name, ndim=(1, 2), keep_float32=True)
-        if Y.ndim == 1:
-            Y = Y[:, None]
-        if Y.shape != (n, self.output_dim):
-            raise ValueError(f"{name} must have shape ({n}, {self.output_dim}), got {Y.shape}")
-        return Y
-
-    def flatten(self, params) -> np.ndarray:
-        """Concatenate the parameter list into one vector ``theta`` (row-major).
-
-        Parameters
-        ----------
-        params : list of ndarray
-
-        Returns
-        -------
-        ndarray, shape (num_params,)
-        """
-        return np.concatenate([np.ravel(W) for W in params])
-
-    def unflatten(self, theta) -> list[np.ndarray]:
-        """Inverse of :meth:`flatten`.
-
-        Parameters
-        ----------
-        theta : array_like, shape (num_params,)
-
-        Returns
-        -------
-        list of ndarray
-        """
-        theta = np.asarray(theta)
-        if theta.shape != (self.num_params,):
-            raise ValueError(f"theta must have shape ({self.num_params},), got {theta.shape}")
-        out, start = [], 0
-        for shape in self.param_shapes:
-            size = math.prod(shape)
-            out.append(theta[start:start + size].reshape(shape))
-            start += size
-        return out
-
     # ------------------------------------------------------------------ forward
     def forward(self, params, X) -> SerialForward:
         """Forward pass keeping every node's input and output.
@@ -638,37 +582,6 @@ class SerialNetwork:
             skip = self._node_forward(skip_node, params, a, inputs, outputs)
             outputs[node.skip] = skip
         return skip + layer.branch_weight * branch
-
-    def apply(self, params, X) -> np.ndarray:
-        """Network outputs ``f(X)``.
-
-        Parameters
-        ----------
-        params : list of ndarray
-        X : array_like, shape (n,) + input_shape
-
-        Returns
-        -------
-        ndarray, shape (n, k)
-        """
-        return self.forward(params, X).output
-
-    def loss(self, params, X, Y) -> float:
-        """MSE loss ``1/(2n) sum_i ||f(x_i) - y_i||^2``.
-
-        Parameters
-        ----------
-        params : list of ndarray
-        X : array_like, shape (n,) + input_shape
-        Y : array_like, shape (n, k)
-
-        Returns
-        -------
-        float
-        """
-        X = self.check_inputs(X)
-        Y = self.check_targets(Y, X.shape[0])
-        return mse(self.apply(params, X) - Y)
 
     # ------------------------------------------------------------------ backward
     def signals(self, params, forward: SerialForward, cotangents, keep=None) -> dict:
@@ -780,66 +693,6 @@ class SerialNetwork:
         if node.skip in keep:
             store[node.skip] = g
         return g_in + self._node_backward(skip, params, fwd, g, store, keep, grads)
-
-    def loss_and_gradients(self, params, X, Y) -> tuple[float, list[np.ndarray]]:
-        """MSE loss and its gradient with respect to every parameter array.
-
-        Parameters
-        ----------
-        params : list of ndarray
-        X : array_like, shape (n,) + input_shape
-        Y : array_like, shape (n, k)
-
-        Returns
-        -------
-        (float, list of ndarray)
-        """
-        X = self.check_inputs(X)
-        Y = self.check_targets(Y, X.shape[0])
-        fwd = self.forward(params, X)
-        loss, output_grad = mse_and_output_gradient(fwd.output, Y)
-        return loss, self.backward(params, fwd, output_grad)
-
-    def gradients(self, params, X, Y) -> list[np.ndarray]:
-        """Gradient of the MSE loss, one array per parameter array.
-
-        Parameters
-        ----------
-        params : list of ndarray
-        X : array_like, shape (n,) + input_shape
-        Y : array_like, shape (n, k)
-
-        Returns
-        -------
-        list of ndarray
-        """
-        return self.loss_and_gradients(params, X, Y)[1]
-
-    def jacobian(self, params, X) -> np.ndarray:
-        """Per-example Jacobian ``d f_i(x) / d theta``: a slow reference for tests.
-
-        One backward pass per example and head; never used by the fast kernels.
-
-        Parameters
-        ----------
-        params : list of ndarray
-        X : array_like, shape (n,) + input_shape
-
-        Returns
-        -------
-        ndarray, shape (n, k, num_params)
-        """
-        params = self.check_params(params)
-        X = self.check_inputs(X)
-        n, k = X.shape[0], self.output_dim
-        J = np.empty((n, k, self.num_params), dtype=np.result_type(X, *params))
-        for a in range(n):
-            fwd = self.forward(params, X[a:a + 1])
-            for i in range(k):
-                e = np.zeros((1, k))
-                e[0, i] = 1.0
-                J[a, i] = self.flatten(self.backward(params, fwd, e))
-        return J
 
     # ------------------------------------------------------------------ infinite width
     def infinite_ntk(self, X, X2=None, per_layer=False):
